@@ -1,0 +1,5 @@
+import sys
+
+from mpmmu.cli import main
+
+sys.exit(main())
