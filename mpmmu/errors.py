@@ -45,3 +45,7 @@ class ModelInputError(MpmmuError):
 
 class StudyStoreError(MpmmuError):
     """The reader-study store rejected an operation or could not be reached."""
+
+
+class ModelWeightsError(MpmmuError):
+    """Pretrained weights are missing, unreadable, or do not match the network they are loaded into."""
