@@ -120,6 +120,9 @@ class ModelInput:
     modality : Modality
     mask : numpy.ndarray or None
         bool (H, W) in original pixels: the breast or B-mode region kept, where one was found.
+    marks : numpy.ndarray or None
+        bool (H, W) in original pixels: ultrasound caliper marks and annotation text that were
+        inpainted, or None when none were found.
     """
 
     tensor: np.ndarray
