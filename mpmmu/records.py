@@ -131,6 +131,7 @@ class ModelInput:
     modality: Modality
     mask: np.ndarray | None = None
     warnings: tuple[str, ...] = ()
+    marks: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
