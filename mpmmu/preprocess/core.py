@@ -3,8 +3,8 @@
 Steps, each recorded in ``Transform.steps``:
 
 1. Mammogram: segment the breast and set everything outside it (film labels, markers, film
-   edges) to 0; ultrasound: find the B-mode scan region, set everything outside it (text,
-   rulers, colour bars) to 0 and inpaint caliper marks and annotation text inside it.
+   edges) to 0. Ultrasound: find the B-mode scan region and set everything outside it (text,
+   rulers, colour bars) to 0, then inpaint caliper marks and annotation text inside it.
 2. Crop to the lesion ROI enlarged for context (``roi`` given) or to the breast / scan region.
 3. Mammogram: mirror it left-right to ``config.canonical_laterality``.
 4. Resize keeping the aspect ratio, pad to a square of ``config.size`` with 0.
@@ -187,13 +187,18 @@ def _preprocess_ultrasound(
 
     marks_full: np.ndarray | None = None
     if config.inpaint_marks:
-        region_crop = region.mask[y : y + h, x : x + w] if region.mask is not None else None
-        marks = find_marks(pixels[y : y + h, x : x + w], region_crop)
+        # Marks are sized against the whole image, so search it whole and keep the crop's part.
+        marks_full = find_marks(pixels, region.mask)
+        marks_full[:y] = False
+        marks_full[y + h :] = False
+        marks_full[:, :x] = False
+        marks_full[:, x + w :] = False
+        marks = marks_full[y : y + h, x : x + w]
         if marks.any():
             crop = inpaint_marks(crop, marks)
-            marks_full = np.zeros(shape, dtype=bool)
-            marks_full[y : y + h, x : x + w] = marks
             steps.append(f"inpaint caliper marks and annotation text ({int(marks.sum())} pixels)")
+        else:
+            marks_full = None
     if region.mask is not None:
         crop[~region.mask[y : y + h, x : x + w]] = 0.0
         steps.append("set pixels outside the scan region to 0 (text, rulers, colour bars)")
@@ -224,10 +229,10 @@ def preprocess(
     Returns
     -------
     ModelInput
-        ``tensor`` float32 (3, S, S) normalised; ``display`` float32 (S, S) in [0, 1];
-        ``transform`` with the crop box, flip, scale, padding and steps; ``mask`` the breast or
-        scan region in original pixels (None when not found); ``marks`` the inpainted
-        ultrasound marks; ``warnings`` every fallback taken.
+        ``tensor`` is float32 (3, S, S), normalised, and ``display`` float32 (S, S) in [0, 1].
+        ``transform`` holds the crop box, flip, scale, padding and steps. ``mask`` is the breast
+        or scan region in original pixels (None when not found), ``marks`` the inpainted
+        ultrasound marks, and ``warnings`` lists every fallback taken.
 
     Raises
     ------

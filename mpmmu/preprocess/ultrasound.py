@@ -1,9 +1,9 @@
 """B-mode region detection and caliper-mark removal for breast ultrasound exports.
 
 Scanner exports frame the B-mode image with burnt-in text, rulers, colour bars and logos on a
-black or dark grey screen. The scan itself is a textured region (speckle) that is convex for
-linear, curved and sector probes alike, so it is found as the convex hull of the largest
-textured component once thin text strokes and ruler ticks are opened away.
+black or dark grey screen. The scan itself is a textured region (speckle), convex for linear,
+curved and sector probes alike. It is found as the convex hull of the largest textured
+component, after a morphological opening has removed thin text strokes and ruler ticks.
 """
 
 from __future__ import annotations

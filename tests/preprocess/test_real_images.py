@@ -56,16 +56,16 @@ def test_wg04_mammogram_label_and_marker_removed(dicom_samples_dir):
 
     assert result.transform.flipped is False
     assert result.mask is not None
-    # The "L MLO" film label sits at the top right, the black marker lower right; both lie
-    # well right of the breast, whose crop must end before them.
+    # The "L MLO" film label sits at the top right and a black marker lower right. Both lie
+    # well right of the breast, so the crop must end before them.
     x, _, w, _ = result.transform.crop_box
     assert x + w < 2300
     assert not result.mask[200:750, 2300:2850].any()
     assert not any("looks like" in message for message in result.warnings)
 
 
-# Expected scan boxes (x0, y0, x1, y1) read off the images; the crop must lie within a few
-# pixels of them, so text above and rulers beside the scan are cut away.
+# Expected scan boxes (x0, y0, x1, y1), read off the images. The crop must lie within a few
+# pixels of them, so that text above and rulers beside the scan are cut away.
 DICOM_SCANS = {
     "breast_us_mono2_2.dcm": (0, 27, 604, 602),
     "breast_us_rgb_3.dcm": (22, 20, 453, 402),
@@ -121,3 +121,14 @@ def test_bus_bra_calipers_inpainted(bus_bra_dir):
     assert result.marks[17:26, 150:159].sum() >= 10
     assert result.marks[53:62, 86:95].sum() >= 10
     assert result.marks.mean() < 0.05
+
+
+def test_bus_bra_text_inpainted_inside_roi(bus_bra_dir):
+    # bus_0358-l: "MAMA DIREITA QSE" burnt in at rows 176-192, columns 145-320; its lesion box
+    # (BBOX in bus_data.csv) is [56, 40, 172, 87], and the enlarged square reaches the text.
+    image = load_png(bus_bra_dir / "images" / "bus_0358-l.png")
+    result = preprocess(make_record(image), "ultrasound", roi=(56, 40, 172, 87))
+    x, y, w, h = result.transform.crop_box
+    assert y + h > 192
+    assert result.marks is not None
+    assert result.marks[176:192, 147:230].sum() > 100
