@@ -230,7 +230,8 @@ def _decode_frame(dataset: Dataset, transfer_syntax: UID, frame_index: int) -> t
     # Decoders for a dozen codecs raise ValueError, RuntimeError, OSError, KeyError and others on
     # corrupt streams; any of them means the same thing to the caller.
     except Exception as error:
-        reason = str(error).split("\n")[0]
+        # pydicom puts each plugin's own reason on the lines after a generic first line.
+        reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
         if "less than expected" in reason or "truncat" in reason.lower():
             raise ImageReadError(
                 f"Pixel Data (7FE0,0010) is truncated ({reason}); the file was cut short, copy or upload it again"

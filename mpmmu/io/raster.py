@@ -23,6 +23,17 @@ logger = logging.getLogger(__name__)
 SUPPORTED_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "TIFF": "tiff", "BMP": "bmp", "PPM": "pgm"}
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 EXIF_ORIENTATION_TAG = 0x0112
+RASTER_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+    (b"P5", "PGM"),
+    (b"P2", "PGM"),
+    (b"P6", "PPM"),
+    (b"P3", "PPM"),
+)
 
 
 def open_raster(data: bytes) -> Image.Image | None:
@@ -38,8 +49,14 @@ def open_raster(data: bytes) -> Image.Image | None:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             return Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            return None
+        except UnidentifiedImageError as error:
+            kind = _signature_format(data)
+            if kind is None:
+                return None
+            raise ImageReadError(
+                f"the file starts with a {kind} signature but its header is invalid (for example a "
+                "zero width or height); the file is corrupt, export it again"
+            ) from error
         except Image.DecompressionBombError as error:
             raise ImageTooLargeError(
                 f"the image header declares a decompression bomb ({error}); the file is rejected"
@@ -49,6 +66,14 @@ def open_raster(data: bytes) -> Image.Image | None:
             raise ImageReadError(
                 f"the image header is corrupt ({error}); the file cannot be read, export it again"
             ) from error
+
+
+def _signature_format(data: bytes) -> str | None:
+    """Name the raster format whose magic bytes start ``data``, or None."""
+    for signature, name in RASTER_SIGNATURES:
+        if data.startswith(signature):
+            return name
+    return None
 
 
 def read_raster(
