@@ -1,0 +1,26 @@
+"""Plotly figure builders; they return figures and never call Streamlit."""
+
+from __future__ import annotations
+
+from mpmmu.viz.metadata import results_table, roc_curves
+from mpmmu.viz.figures import (
+    box_from_selection,
+    channel_weight_chart,
+    image_figure,
+    probability_bars,
+    probability_gauge,
+    roc_figure,
+    votes_chart,
+)
+
+__all__ = [
+    "box_from_selection",
+    "channel_weight_chart",
+    "image_figure",
+    "probability_bars",
+    "probability_gauge",
+    "results_table",
+    "roc_curves",
+    "roc_figure",
+    "votes_chart",
+]
