@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="DICOM, PNG, JPEG, TIFF, PGM or BMP file")
     parser.add_argument("--preview-dir", type=Path, metavar="DIR", help="write <file stem>.png previews into DIR")
-    parser.add_argument("--frame", type=int, metavar="N", help="0-based frame of multi-frame files (default: middle frame)")
+    parser.add_argument("--frame", type=int, metavar="N", help="0-based frame to decode in every file (default: the middle frame); a file with fewer frames is reported as an error")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of text")
     parser.set_defaults(handler=run_inspect)
 
@@ -44,6 +44,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         args.preview_dir.mkdir(parents=True, exist_ok=True)
 
     failures = 0
+    preview_names: set[str] = set()
     for path in args.files:
         try:
             record = read_image(path, frame=args.frame)
@@ -57,7 +58,13 @@ def run_inspect(args: argparse.Namespace) -> int:
         summary = summarize_record(record)
         summary["file"] = str(path)
         if args.preview_dir is not None:
-            preview = args.preview_dir / f"{path.stem}.png"
+            name = path.stem
+            suffix = 2
+            while name in preview_names:  # two inputs with the same stem keep separate previews
+                name = f"{path.stem}-{suffix}"
+                suffix += 1
+            preview_names.add(name)
+            preview = args.preview_dir / f"{name}.png"
             write_preview(record, preview)
             summary["preview"] = str(preview)
         if args.json:

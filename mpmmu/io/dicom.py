@@ -15,7 +15,7 @@ Policies
   a Modality LUT, otherwise the frame's minimum and maximum.
 - Multi-frame files: the middle frame (``NumberOfFrames // 2``) unless ``frame`` is given.
 - Colour: pydicom 3 converts YBR_FULL and YBR_FULL_422 to RGB while decoding and reports the
-  converted photometric interpretation; this module converts only when that report still says
+  converted photometric interpretation. This module converts only when that report is still
   YBR, so the conversion happens exactly once. PALETTE COLOR goes through the palette LUTs.
 - Modality other than MG or US, and PresentationIntentType FOR PROCESSING, are read with a
   warning in ``ImageRecord.warnings``.
@@ -117,7 +117,11 @@ def decode_dicom(
 
     warnings = _warnings(dataset)
     if photometric in ("MONOCHROME1", "MONOCHROME2") and samples_per_pixel == 1:
-        pixels, stored, windows, chosen = _greyscale(dataset, array, photometric, bits_stored, window_index)
+        stored, has_modality_lut = _modality_lut(dataset, array)
+        del array  # the integer frame is no longer needed; free it before the VOI copy
+        pixels, windows, chosen = _greyscale(
+            dataset, stored, has_modality_lut, photometric, bits_stored, window_index
+        )
     else:
         pixels, stored = _colour(dataset, array, photometric, decoded_photometric, bits_stored)
         if window_index is not None:
@@ -126,7 +130,6 @@ def decode_dicom(
                 "which has no VOI windows; leave window_index unset"
             )
         windows, chosen = (), None
-    del array
 
     return ImageRecord(
         pixels=pixels,
@@ -190,7 +193,7 @@ def _choose_frame(frame: int | None, frame_count: int) -> int:
 def _check_native_length(
     dataset: Dataset, transfer_syntax: UID, rows: int, columns: int, samples: int, frames: int
 ) -> None:
-    """Reject uncompressed Pixel Data shorter than the header says, naming both lengths."""
+    """Reject uncompressed Pixel Data shorter than Rows, Columns and Bits Allocated require."""
     if transfer_syntax.is_compressed or "PixelData" not in dataset:
         return
     bits_allocated = int(dataset.get("BitsAllocated") or 8)
@@ -228,7 +231,7 @@ def _decode_frame(dataset: Dataset, transfer_syntax: UID, frame_index: int) -> t
     except MemoryError:
         raise
     # Decoders for a dozen codecs raise ValueError, RuntimeError, OSError, KeyError and others on
-    # corrupt streams; any of them means the same thing to the caller.
+    # corrupt streams, and each of them means the same thing to the caller.
     except Exception as error:
         # pydicom puts each plugin's own reason on the lines after a generic first line.
         reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
@@ -245,10 +248,14 @@ def _decode_frame(dataset: Dataset, transfer_syntax: UID, frame_index: int) -> t
 
 
 def _greyscale(
-    dataset: Dataset, array: np.ndarray, photometric: str, bits_stored: int, window_index: int | None
-) -> tuple[np.ndarray, np.ndarray, tuple[WindowPreset, ...], int | None]:
-    """Apply the Modality LUT, the chosen VOI and MONOCHROME1 inversion."""
-    stored, has_modality_lut = _modality_lut(dataset, array)
+    dataset: Dataset,
+    stored: np.ndarray,
+    has_modality_lut: bool,
+    photometric: str,
+    bits_stored: int,
+    window_index: int | None,
+) -> tuple[np.ndarray, tuple[WindowPreset, ...], int | None]:
+    """Apply the chosen VOI and MONOCHROME1 inversion to values after the Modality LUT."""
     windows, luts = _window_presets(dataset)
     all_windows = windows + tuple(preset for preset, _ in luts)
 
@@ -259,7 +266,12 @@ def _greyscale(
             f"window_index={window_index} was requested but the file has no VOI presets "
             "(no Window Center/Width, no VOI LUT Sequence); leave window_index unset"
         )
-    chosen = window_index if window_index is not None else (0 if all_windows else None)
+    if window_index is not None:
+        chosen: int | None = window_index
+    elif all_windows:
+        chosen = 0
+    else:
+        chosen = None
 
     if chosen is None:
         if not has_modality_lut and bits_stored <= 8:
@@ -273,17 +285,22 @@ def _greyscale(
         pixels = range_image(stored, low, high)
     elif chosen < len(windows):
         preset = windows[chosen]
-        logger.info("VOI: Window Center/Width preset %d of %d, %s", chosen, len(all_windows), describe_window(preset))
+        logger.info(
+            "VOI: Window Center/Width preset %d of %d, %s", chosen, len(all_windows), describe_window(preset)
+        )
         pixels = window_image(stored, preset.center, preset.width, preset.function)
     else:
         preset, (first_mapped, table, bits) = luts[chosen - len(windows)]
-        logger.info("VOI: VOI LUT Sequence item %d (%d entries), preset %d of %d", chosen - len(windows), len(table), chosen, len(all_windows))
+        logger.info(
+            "VOI: VOI LUT Sequence item %d (%d entries), preset %d of %d",
+            chosen - len(windows), len(table), chosen, len(all_windows),
+        )
         pixels = lut_image(stored, first_mapped, table, bits)
 
     if photometric == "MONOCHROME1":
         # pydicom returns MONOCHROME1 as stored (minimum = white); invert after VOI (PS3.4 N.2.1.1).
         np.subtract(1.0, pixels, out=pixels)
-    return pixels, stored, all_windows, chosen
+    return pixels, all_windows, chosen
 
 
 def _modality_lut(dataset: Dataset, array: np.ndarray) -> tuple[np.ndarray, bool]:

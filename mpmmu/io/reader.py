@@ -6,7 +6,7 @@ Detection policy, in order:
 2. A signature Pillow recognises (PNG, JPEG, TIFF, PGM/PPM, BMP): read as a raster image.
 3. Anything else is parsed with pydicom's ``force=True``, which reads a bare dataset without
    preamble or File Meta Information. The result is accepted only when it contains SOP Class UID
-   (0008,0016), Modality (0008,0060), Rows (0028,0010) or Pixel Data (7FE0,0010); otherwise the
+   (0008,0016), Modality (0008,0060), Rows (0028,0010) or Pixel Data (7FE0,0010). Otherwise the
    input is rejected as neither DICOM nor a supported image. The reader does not search for a
    dataset that starts at another offset, so a bare dataset preceded by stray bytes is rejected.
 """
@@ -58,7 +58,7 @@ def read_image(
         0-based frame of a multi-frame file; the default is the middle frame for DICOM
         (``NumberOfFrames // 2``) and the first page for TIFF.
     window_index : int, optional
-        Index into the record's ``windows`` (DICOM greyscale only); the default is 0, which is
+        Index into the record's ``windows`` (DICOM greyscale only). The default is 0, which is
         the first Window Center/Width pair, else the first VOI LUT Sequence item.
     max_pixels : int
         Largest rows x columns accepted.
@@ -135,7 +135,7 @@ def _read_bytes(source: ImageSource, max_bytes: int) -> bytes:
             try:
                 source.seek(0)
             except (OSError, ValueError):
-                pass  # a non-seekable stream is read from where it stands
+                pass  # a non-seekable stream is read from its current position
         data = source.read(max_bytes + 1)
         if isinstance(data, str):
             raise ImageReadError("the upload was opened in text mode; open the file in binary mode ('rb')")
@@ -172,8 +172,8 @@ def _parse_bare_dataset(data: bytes) -> Dataset | None:
             for keyword in BARE_DATASET_KEYWORDS:
                 dataset.get(keyword)
             return dataset
-    # Forced parsing of arbitrary bytes can fail with almost any exception type; every failure
-    # means the same thing here: the bytes are not a DICOM dataset.
+    # Forced parsing of arbitrary bytes can fail with almost any exception type, and every failure
+    # means that the bytes are not a DICOM dataset.
     except Exception as error:
         logger.debug("forced DICOM parse failed: %s", type(error).__name__)
     return None

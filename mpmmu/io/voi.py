@@ -95,8 +95,8 @@ def lut_image(image: np.ndarray, first_mapped: int, lut: np.ndarray, bits: int) 
     """Map stored values to [0, 1] through a VOI LUT.
 
     Values below ``first_mapped`` take the first entry and values past the end take the last
-    (PS3.3 C.11.2.1.1). Entries are scaled by ``2**bits - 1``; when the data exceed that (a LUT
-    Descriptor that understates its bit depth, seen in real files), the data's own bit depth is used.
+    (PS3.3 C.11.2.1.1). Entries are scaled by ``2**bits - 1``. Some real files have a LUT
+    Descriptor that understates the bit depth, so when the data exceed that, their own bit depth is used.
 
     Parameters
     ----------

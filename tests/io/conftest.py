@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from dicom_builders import make_dataset, write_dataset
 
+
 @pytest.fixture
 def dicom_factory(tmp_path: Path):
     """Return ``build(name, pixels, **kwargs) -> Path`` writing a generated DICOM into tmp_path."""
 
-    def build(name: str, pixels: np.ndarray, *, big_endian: bool = False, **kwargs: Any) -> Path:
-        return write_dataset(make_dataset(pixels, **kwargs), tmp_path / f"{name}.dcm", big_endian=big_endian)
+    def build(name: str, pixels: np.ndarray, **kwargs: Any) -> Path:
+        return write_dataset(make_dataset(pixels, **kwargs), tmp_path / f"{name}.dcm")
 
     return build

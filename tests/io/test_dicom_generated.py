@@ -14,7 +14,7 @@ from pydicom.filewriter import write_dataset as write_bare_dataset
 from mpmmu.errors import ImageReadError, ImageTooLargeError, UnsupportedImageError
 from mpmmu.io import SUMMARY_KEYWORDS, apply_window, read_image, window_image
 
-from dicom_builders import PHI_VALUES, make_dataset
+from dicom_builders import PHI_VALUES, make_dataset, write_dataset
 
 GRADIENT_12BIT = (np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 16)  # 0 .. 4080
 
@@ -160,14 +160,12 @@ def test_read_image_planar_config_1(dicom_factory):
     np.testing.assert_allclose(record.pixels, rgb / 255.0, atol=1e-6)
 
 
-def test_read_image_big_endian(dicom_factory):
+def test_read_image_big_endian(tmp_path):
     dataset = make_dataset(GRADIENT_12BIT, bits_stored=12)
-    dataset.PixelData = GRADIENT_12BIT.astype(">u2").tobytes()
-    buffer = io.BytesIO()
-    dataset.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.2"
-    dataset.save_as(buffer, implicit_vr=False, little_endian=False, enforce_file_format=True)
+    dataset.PixelData = GRADIENT_12BIT.astype(">u2").tobytes()  # pydicom writes OW bytes unswapped
+    path = write_dataset(dataset, tmp_path / "BIG_ENDIAN.dcm", big_endian=True)
 
-    record = read_image(buffer.getvalue())
+    record = read_image(path)
 
     assert record.header["TransferSyntax"] == "Explicit VR Big Endian"
     np.testing.assert_array_equal(record.stored, GRADIENT_12BIT)
@@ -275,7 +273,8 @@ def test_apply_window_matches_default_pixels(dicom_factory):
     np.testing.assert_allclose(apply_window(record, 1500, 800), record.pixels, atol=1e-6)
     narrower = apply_window(record, 1500, 100)
     assert narrower.dtype == np.float32
-    assert 0.0 <= narrower.min() and narrower.max() <= 1.0
+    assert narrower.min() >= 0.0
+    assert narrower.max() <= 1.0
 
 
 def test_apply_window_colour_per_channel(dicom_factory):

@@ -27,7 +27,8 @@ def test_read_image_mammogram_secondary_capture(dicom_samples_dir):
     assert record.view == "MLO"
     assert record.header["SOPClass"] == "Secondary Capture Image Storage"
     assert any("not MG or US" in warning for warning in record.warnings)
-    assert 0.0 <= record.pixels.min() and record.pixels.max() <= 1.0
+    assert record.pixels.min() >= 0.0
+    assert record.pixels.max() <= 1.0
 
 
 def test_read_image_monochrome1_inverted_once(dicom_samples_dir):
@@ -51,7 +52,7 @@ def test_read_image_multi_valued_window_and_sign_mismatch(dicom_samples_dir):
     assert [(w.center, w.width) for w in default.windows] == [(40.0, 100.0), (40.0, 100.0), (40.0, 200.0)]
     assert default.window_index == 0
     np.testing.assert_allclose(third.pixels, apply_window(default, 40.0, 200.0), atol=1e-6)
-    # The codestream is unsigned but PixelRepresentation says signed: CT air must stay near -1000 HU.
+    # The codestream is unsigned but PixelRepresentation is signed: CT air must stay near -1000 HU.
     assert default.stored.min() < -900
     assert default.stored.max() < 4096
 
