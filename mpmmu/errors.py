@@ -49,3 +49,11 @@ class StudyStoreError(MpmmuError):
 
 class ModelWeightsError(MpmmuError):
     """Pretrained weights are missing, unreadable, or do not match the network they are loaded into."""
+
+
+class MetricInputError(MpmmuError, ValueError):
+    """Labels, scores or probabilities passed to a metric are invalid (shape, values, classes)."""
+
+
+class MrmcDataError(MetricInputError):
+    """A reader-study ratings table is invalid or incomplete; the message names the row at fault."""
