@@ -145,10 +145,20 @@ def segment_breast(image: np.ndarray, max_side: int = 512) -> BreastRegion:
     # The chest wall side touches the image edge over a long stretch; the nipple side does not.
     left_edge = float(breast[:, : max(1, breast.shape[1] // 50)].mean())
     right_edge = float(breast[:, -max(1, breast.shape[1] // 50) :].mean())
+    # Tie-break for a breast that fills the film from edge to edge: on an MLO view the top
+    # corner on the chest wall side holds the bright pectoral muscle, while the breast curves
+    # away from the top corner on the nipple side and leaves it dark.
+    weighted = np.where(breast, small, 0.0)
+    corner_rows = max(1, breast.shape[0] // 4)
+    corner_cols = max(1, breast.shape[1] // 10)
+    left_corner = float(weighted[:corner_rows, :corner_cols].mean())
+    right_corner = float(weighted[:corner_rows, -corner_cols:].mean())
     if abs(left_edge - right_edge) > 0.05:
         inferred: Laterality = "L" if left_edge > right_edge else "R"
     elif abs(left_fraction - 0.5) > 0.05:
         inferred = "L" if left_fraction > 0.5 else "R"
+    elif abs(left_corner - right_corner) > 0.02:
+        inferred = "L" if left_corner > right_corner else "R"
     else:
         inferred = "unknown"
 

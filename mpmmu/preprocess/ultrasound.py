@@ -22,6 +22,10 @@ logger = logging.getLogger(__name__)
 COLOR_SPREAD_MIN = 0.25
 #: Below this many pixels on either side, region detection is skipped.
 MIN_DETECTION_SIDE = 32
+#: Local standard deviation (5 x 5 pixels, [0, 1] units) above which a pixel counts as scan.
+#: UI bars and borders are flat (0), while even deep, dark, smoothed tissue varies by about 0.001
+#: or more.
+TEXTURE_STD_MIN = 0.0008
 #: A detected scan region smaller than this fraction of the image is not trusted.
 MIN_REGION_FRACTION = 0.10
 #: Colour pixels covering more than this fraction of the scan mean colour Doppler or elastography.
@@ -87,11 +91,11 @@ def find_bmode_region(pixels: np.ndarray) -> BModeRegion:
 
     Notes
     -----
-    A pixel counts as scan when it is not colour, is not pure black and has speckle around it
-    (local standard deviation over 5 x 5 pixels above 0.01): flat grey UI bars and black
-    background fail this, text and tick marks pass it but are too thin to survive an opening
-    of about 3% of the image side. Dark scan areas (cysts, acoustic shadows) that fail the test
-    are taken back by the convex hull.
+    A pixel counts as scan when it is not colour, is not black (above 0.02) and is not flat
+    (local standard deviation over 5 x 5 pixels above :data:`TEXTURE_STD_MIN`). Flat grey UI
+    bars and black borders fail this. Text and tick marks pass it but are too thin to survive
+    an opening of about 3% of the image side. Anechoic areas (cysts, shadows) that fail the
+    test are taken back by the convex hull.
     """
     grey = to_grey(pixels)
     color = color_pixels(pixels)
@@ -103,7 +107,7 @@ def find_bmode_region(pixels: np.ndarray) -> BModeRegion:
         )
         return BModeRegion(None, color, 0.0, (message,))
 
-    textured = (grey > 0.02) & (_local_std(grey, 5) > 0.01) & ~color
+    textured = (grey > 0.02) & (_local_std(grey, 5) > TEXTURE_STD_MIN) & ~color
     # A small closing fills pinholes in the speckle; the opening then removes text and ticks
     # without bridging the black gap between the scan and a UI bar beside it.
     closed = cv2.morphologyEx(textured.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
@@ -116,9 +120,12 @@ def find_bmode_region(pixels: np.ndarray) -> BModeRegion:
         return BModeRegion(None, color, 0.0, (message,))
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    largest = (labels == int(np.argmax(sizes))).astype(np.uint8)
+    # An anechoic cyst or a shadow as wide as the scan splits it into parts, so every part of
+    # at least a tenth of the largest one joins the hull; leftover text blocks are smaller.
+    kept = np.flatnonzero(sizes >= 0.1 * sizes.max())
+    parts = np.isin(labels, kept).astype(np.uint8)
 
-    contours, _ = cv2.findContours(largest, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(parts, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = cv2.convexHull(np.vstack(contours))
     region = np.zeros((height, width), dtype=np.uint8)
     cv2.fillConvexPoly(region, hull, 1)

@@ -33,7 +33,7 @@ def test_mini_mias_label_removed(mini_mias_dir, name):
     assert processed[~near_breast].max() < 0.05
 
 
-@pytest.mark.parametrize(("name", "flipped"), [("mdb001", True), ("mdb002", False), ("mdb011", True), ("mdb012", False)])
+@pytest.mark.parametrize(("name", "flipped"), [("mdb001", True), ("mdb002", False), ("mdb011", True), ("mdb012", False), ("mdb151", True), ("mdb152", False)])
 def test_mini_mias_laterality_inferred(mini_mias_dir, name, flipped):
     result = preprocess(make_record(load_png(mini_mias_dir / "images" / f"{name}.png")), "mammography")
     assert result.transform.flipped is flipped
@@ -100,7 +100,20 @@ def test_dicom_colour_doppler_warned(dicom_samples_dir):
     assert y + h <= 350
 
 
-BUS_BRA_IMAGES = ["bus_0001-l", "bus_0358-l", "bus_0848-r", "bus_0993-l", "bus_0994-l", "bus_0359-l"]
+# Four scanners, plus images with an anechoic cyst as wide as the scan (bus_0878-s), a flat
+# dark area below the tissue (bus_1001-l, bus_0910-l) and grey UI below a sector (bus_0785-s).
+BUS_BRA_IMAGES = [
+    "bus_0001-l",
+    "bus_0358-l",
+    "bus_0848-r",
+    "bus_0993-l",
+    "bus_0994-l",
+    "bus_0359-l",
+    "bus_0878-s",
+    "bus_1001-l",
+    "bus_0910-l",
+    "bus_0785-s",
+]
 
 
 @pytest.mark.parametrize("name", BUS_BRA_IMAGES)
