@@ -154,7 +154,14 @@ def _preprocess_mammogram(
     crop = grey[y : y + h, x : x + w].copy()
     steps.append(f"crop to {'ROI' if roi_used else 'breast region' if region.mask is not None else 'whole image'} {box}")
     if region.mask is not None:
-        crop[~region.mask[y : y + h, x : x + w]] = 0.0
+        inside = region.mask[y : y + h, x : x + w]
+        if roi_used and inside.mean() < 0.5:
+            _warn(
+                f"Only {inside.mean():.0%} of the ROI crop {box} lies inside the breast region found; "
+                "check the ROI position (is y measured from the top?)",
+                collected,
+            )
+        crop[~inside] = 0.0
         steps.append("set pixels outside the breast to 0 (film labels, markers, film edges)")
     if flipped:
         crop = crop[:, ::-1]

@@ -132,6 +132,24 @@ def segment_breast(image: np.ndarray, max_side: int = 512) -> BreastRegion:
 
     area_fraction = float(breast.mean())
     warnings: list[str] = []
+    # An uninverted MONOCHROME1 image has a bright background: all four corners pass the
+    # threshold and the "breast" found covers nearly the whole image. A film with a grey
+    # border passes only the corner test, and a breast filling the film only the area test.
+    patch_rows = max(1, small.shape[0] // 20)
+    patch_cols = max(1, small.shape[1] // 20)
+    corners = (
+        small[:patch_rows, :patch_cols],
+        small[:patch_rows, -patch_cols:],
+        small[-patch_rows:, :patch_cols],
+        small[-patch_rows:, -patch_cols:],
+    )
+    bright_corners = sum(float(np.median(corner)) > threshold for corner in corners)
+    if bright_corners == 4 and area_fraction > 0.9:
+        warnings.append(
+            f"The background looks bright (all image corners pass the breast threshold and the region "
+            f"found covers {area_fraction:.0%} of the image); if the image is MONOCHROME1 it may not "
+            "have been inverted"
+        )
     if area_fraction < 0.02:
         message = (
             f"No breast-sized region found (largest bright region covers {area_fraction:.1%} of the "

@@ -184,3 +184,10 @@ def test_ultrasound_roi_enlarged_by_context():
 def test_preprocess_raises_on_bad_pixel_shape():
     with pytest.raises(PreprocessError, match="must be \\(H, W\\) grey"):
         preprocess(make_record(np.zeros((4, 4, 4, 4), np.float32)), "ultrasound")
+
+
+def test_mammogram_warns_on_roi_outside_breast():
+    # The synthetic breast spans columns 0-119 from the left; the box lies in the background.
+    with pytest.warns(UserWarning, match="inside the breast region found"):
+        result = preprocess(make_record(synthetic_mammogram(256, 200, "left")), "mammography", roi=(150, 180, 40, 40))
+    assert result.transform.roi_used

@@ -145,3 +145,15 @@ def test_bus_bra_text_inpainted_inside_roi(bus_bra_dir):
     assert y + h > 192
     assert result.marks is not None
     assert result.marks[176:192, 147:230].sum() > 100
+
+
+def test_inverted_mammogram_warned(mini_mias_dir):
+    inverted = 1.0 - load_png(mini_mias_dir / "images" / "mdb001.png")
+    with pytest.warns(UserWarning, match="background looks bright.*MONOCHROME1"):
+        preprocess(make_record(inverted), "mammography")
+
+
+@pytest.mark.parametrize("name", ["mdb131", "mdb151", "mdb274"])
+def test_grey_border_or_large_breast_not_warned(mini_mias_dir, name):
+    result = preprocess(make_record(load_png(mini_mias_dir / "images" / f"{name}.png")), "mammography")
+    assert not result.warnings
