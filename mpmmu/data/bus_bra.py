@@ -1,6 +1,6 @@
 """Build a manifest from the BUS-BRA breast ultrasound data set.
 
-BUS-BRA (Gómez-Flores et al., Medical Physics 2024) holds 1,875 B-mode PNGs of 1,064 patients
+BUS-BRA (Gómez-Flores et al., Medical Physics 2024) contains 1,875 B-mode PNGs of 1,064 patients
 with biopsy-proven labels. ``bus_data.csv`` lists per image: ID, Case (the patient), Pathology,
 Width, Height and BBOX, the lesion box ``[x, y, width, height]``. Most lesions have two images
 (ID suffixes ``-l`` and ``-r``), so splits go by Case, never by image.
@@ -73,8 +73,8 @@ def build_bus_bra(root: str | os.PathLike[str]) -> BuildResult:
     Notes
     -----
     Four rows (bus_0856-l, bus_0857-r, bus_0912-l, bus_0990-l) give a Height that differs from
-    their PNG. The PNG is what the model reads, so each BBOX is checked against the PNG's own
-    size and clamped into it with a warning; in the release of 2024 all four boxes already fit.
+    their PNG. The model reads the PNG, so each BBOX is checked against the PNG's own size and
+    clamped into it with a warning. In the 2024 release all four boxes already fit.
     """
     root = Path(root)
     table = root / "bus_data.csv"

@@ -3,7 +3,7 @@
 The CSV has the columns of :data:`MANIFEST_COLUMNS`. A label is ``benign`` or ``malignant``, or
 empty when unknown. An ROI is ``x,y,width,height`` in pixels of the original image, or empty.
 Either image path may be empty for a single-modality case, but not both. Relative paths resolve
-against the folder that holds the manifest.
+against the folder that contains the manifest.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def parse_roi(text: str, *, where: str = "") -> Roi | None:
     Raises
     ------
     ManifestError
-        Unless the text holds four integers with x, y >= 0 and width, height > 0. The message
+        Unless the text contains four integers with x, y >= 0 and width, height > 0. The message
         starts with ``where`` (for example "row 3, column 'ultrasound_roi'").
     """
     text = text.strip()

@@ -1,6 +1,6 @@
 """Build a manifest from the mini-MIAS mammography database.
 
-mini-MIAS (Suckling et al., 1994) holds 322 mediolateral-oblique film mammograms of 161 women,
+mini-MIAS (Suckling et al., 1994) contains 322 mediolateral-oblique film mammograms of 161 women,
 1024 x 1024 pixels at 200 micron. ``Info.txt`` lists one row per finding: reference number,
 background tissue, abnormality class, severity (B/M) and the centre x, y and radius in pixels.
 
@@ -95,7 +95,7 @@ def parse_info(path: str | os.PathLike[str]) -> list[MiasFinding]:
     Raises
     ------
     ManifestError
-        When the file is missing, holds no rows, or a row cannot be read.
+        When the file is missing, contains no rows, or a row cannot be read.
     """
     path = Path(path)
     if not path.is_file():
@@ -125,7 +125,7 @@ def parse_info(path: str | os.PathLike[str]) -> list[MiasFinding]:
             MiasFinding(reference, rows_per_image[reference], tissue, abnormality, severity, x, y, radius)
         )
     if not findings:
-        raise ManifestError(f"{str(path)!r} holds no 'mdbNNN' rows; is this mini-MIAS Info.txt?")
+        raise ManifestError(f"{str(path)!r} contains no 'mdbNNN' rows; is this mini-MIAS Info.txt?")
     return findings
 
 
@@ -198,7 +198,7 @@ def build_mini_mias(
         The ``mini-mias`` folder, holding ``Info.txt`` and ``images/mdbNNN.png``.
     off_breast : {"drop", "keep"}
         What to do with a finding whose centre lies on the film background instead of the breast
-        (mdb212 and mdb214 in this release). "drop" (default) leaves it out, because its crop holds
+        (mdb212 and mdb214 in this release). "drop" (default) leaves it out, because its crop contains
         no lesion and would teach the model a background patch labelled benign; "keep" keeps it.
         Either way a warning names it.
 
@@ -225,7 +225,8 @@ def build_mini_mias(
     for finding in findings:
         if finding.severity is None:
             continue
-        if not finding.located:
+        x, y, radius = finding.x, finding.y, finding.radius
+        if x is None or y is None or radius is None:
             unlocated += 1
             logger.info("%s: no location in Info.txt, skipped", finding.reference)
             continue
@@ -235,12 +236,11 @@ def build_mini_mias(
         with Image.open(image_path) as image:
             pixels = np.asarray(image.convert("L"))
 
-        assert finding.x is not None and finding.y is not None and finding.radius is not None
-        if _centre_on_background(pixels, finding.x, pixels.shape[0] - finding.y):
+        if _centre_on_background(pixels, x, pixels.shape[0] - y):
             off_breast_count += 1
             action = "dropped" if off_breast == "drop" else "kept"
             message = (
-                f"{finding.reference}-{finding.index}: centre ({finding.x}, {finding.y}) from the bottom-left "
+                f"{finding.reference}-{finding.index}: centre ({x}, {y}) from the bottom-left "
                 f"lies on the film background, not in the breast; {action}"
             )
             logger.warning(message)
@@ -255,7 +255,7 @@ def build_mini_mias(
                 mammogram_path=image_path,
                 ultrasound_path=None,
                 label="malignant" if finding.severity == "M" else "benign",
-                mammogram_roi=mias_roi(finding.x, finding.y, finding.radius, pixels.shape),
+                mammogram_roi=mias_roi(x, y, radius, pixels.shape),
                 source=SOURCE,
             )
         )

@@ -97,7 +97,7 @@ def make_pseudo_pairs(
 
     Notes
     -----
-    No public data set holds a mammogram and an ultrasound of the same lesion, so these pairs
+    No public data set contains a mammogram and an ultrasound of the same lesion, so these pairs
     join two patients who share only the label. They assume the modalities are independent given
     the label, which real pairs are not (a large spiculated mass looks suspicious in both), so a
     gain of fusion measured on pseudo-pairs is an upper bound for real paired data and must be

@@ -1,8 +1,8 @@
 """Patient-level, label-stratified splits: train/val/test and k-fold, reproducible by seed.
 
 Every case of one patient lands in the same part, so no patient's images are in both training
-and evaluation data. A patient is stratified by the worst label among their cases: any malignant
-case makes the patient malignant; patients without any label form their own stratum.
+and evaluation data. A patient with any malignant case counts as malignant for stratification.
+Patients without any label form their own stratum.
 """
 
 from __future__ import annotations
