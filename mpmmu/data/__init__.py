@@ -20,6 +20,7 @@ from mpmmu.data.manifest import (
     manifest_sha256,
     parse_roi,
     read_manifest,
+    validate_manifest,
     validate_rows,
     write_manifest,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "patient_strata",
     "read_manifest",
     "split_pair_patient",
+    "validate_manifest",
     "validate_rows",
     "write_manifest",
 ]

@@ -313,6 +313,17 @@ def read_manifest(path: str | os.PathLike[str], *, check_files: bool = False) ->
     return rows
 
 
+def validate_manifest(path: str | os.PathLike[str], *, check_files: bool = True) -> list[CaseRow]:
+    """Validate a manifest CSV, image files included by default, and return its rows.
+
+    Raises
+    ------
+    ManifestError
+        On the first problem, naming the row, the column and what to do.
+    """
+    return read_manifest(path, check_files=check_files)
+
+
 def validate_rows(rows: Sequence[CaseRow], *, check_files: bool = False) -> None:
     """Check in-memory rows by the same rules that :func:`read_manifest` applies.
 

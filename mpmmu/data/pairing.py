@@ -76,9 +76,9 @@ def make_pseudo_pairs(
     mg_rows : sequence of CaseRow
         Mammogram cases with ``split`` set; unlabelled cases are skipped.
     design : {"ultrasound", "mammogram"}
-        "ultrasound": every ultrasound case gets one mammogram of its split and label; the
-        mammograms are reused as evenly as possible (reuse counts differ by at most 1 within a
-        split and label). "mammogram": one pair per mammogram case, each with a different
+        "ultrasound": every ultrasound case gets one mammogram of its split and label. The
+        mammograms are reused as evenly as possible, so reuse counts differ by at most 1 within a
+        split and label. "mammogram": one pair per mammogram case, each with a different
         ultrasound case where the split and label have enough of them.
     seed : int
         Seed of the draw; the same inputs and seed give the same pairs.

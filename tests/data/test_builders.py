@@ -43,7 +43,8 @@ def test_build_bus_bra_fields(bus_bra):
     assert first.label == "malignant"
     assert first.ultrasound_roi == (91, 24, 103, 79)
     assert first.mammogram_path is None
-    assert first.ultrasound_path.is_absolute() and first.ultrasound_path.is_file()
+    assert first.ultrasound_path.is_absolute()
+    assert first.ultrasound_path.is_file()
     assert first.split is None
 
 
@@ -142,8 +143,10 @@ def test_build_mini_mias_rois_inside_image(mini_mias):
     for row in mini_mias.rows:
         x, y, width, height = row.mammogram_roi
         assert width == height >= 128
-        assert x >= 0 and y >= 0
-        assert x + width <= 1024 and y + height <= 1024
+        assert x >= 0
+        assert y >= 0
+        assert x + width <= 1024
+        assert y + height <= 1024
 
 
 def test_mini_mias_manifest_round_trip(mini_mias, tmp_path):

@@ -13,6 +13,7 @@ from mpmmu.data.manifest import (
     manifest_sha256,
     parse_roi,
     read_manifest,
+    validate_manifest,
     validate_rows,
     write_manifest,
 )
@@ -87,6 +88,8 @@ def test_read_manifest_raises_missing_file_when_checked(tmp_path):
     assert len(read_manifest(path)) == 1
     with pytest.raises(ManifestError, match=r"row 1 \(line 2\), column 'ultrasound_path': file .*us.png.* not found"):
         read_manifest(path, check_files=True)
+    with pytest.raises(ManifestError, match="column 'ultrasound_path'"):
+        validate_manifest(path)
 
 
 def test_read_manifest_raises_missing_manifest(tmp_path):

@@ -27,10 +27,13 @@ def test_make_synthetic_case_shapes_and_rois(label):
     for image, roi in ((case.mammogram, case.mammogram_roi), (case.ultrasound, case.ultrasound_roi)):
         assert image.shape == (128, 128)
         assert image.dtype == np.float32
-        assert 0.0 <= image.min() and image.max() <= 1.0
+        assert image.min() >= 0.0
+        assert image.max() <= 1.0
         x, y, width, height = roi
-        assert x >= 0 and y >= 0 and width > 0 and height > 0
-        assert x + width <= 128 and y + height <= 128
+        assert min(x, y) >= 0
+        assert min(width, height) > 0
+        assert x + width <= 128
+        assert y + height <= 128
 
 
 def test_make_synthetic_case_reproducible_by_seed():
@@ -62,7 +65,7 @@ def test_make_synthetic_mammogram_lesion_is_dense():
         assert core.mean() > image[image > 0.1].mean()
 
 
-def test_make_synthetic_ultrasound_shape_differs_by_class_with_overlap():
+def test_synthetic_ultrasound_aspect_overlaps():
     rng = np.random.default_rng(1)
     ratios = {label: [] for label in ("benign", "malignant")}
     for _ in range(40):
