@@ -24,7 +24,7 @@ from mpmmu.preprocess.config import PreprocessConfig
 from mpmmu.preprocess.geometry import Box, bounding_box, clip_box, context_box, resize_pad
 from mpmmu.preprocess.mammography import segment_breast
 from mpmmu.preprocess.ultrasound import find_bmode_region, find_marks, inpaint_marks, to_grey
-from mpmmu.records import ImageRecord, ModelInput, Transform
+from mpmmu.records import ImageRecord, Modality, ModelInput, Transform
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def _preprocess_ultrasound(
 
 def preprocess(
     record: ImageRecord,
-    modality: str,
+    modality: Modality,
     roi: Sequence[int] | None = None,
     config: PreprocessConfig | None = None,
 ) -> ModelInput:
@@ -237,7 +237,7 @@ def preprocess(
     -------
     ModelInput
         ``tensor`` is float32 (3, S, S), normalised, and ``display`` float32 (S, S) in [0, 1].
-        ``transform`` holds the crop box, flip, scale, padding and steps. ``mask`` is the breast
+        ``transform`` contains the crop box, flip, scale, padding and steps. ``mask`` is the breast
         or scan region in original pixels (None when not found), ``marks`` the inpainted
         ultrasound marks, and ``warnings`` lists every fallback taken.
 

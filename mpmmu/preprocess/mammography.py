@@ -87,8 +87,8 @@ def segment_breast(image: np.ndarray, max_side: int = 512) -> BreastRegion:
     Returns
     -------
     BreastRegion
-        ``mask`` is None, with a warning, when the image is blank, tiny, or nothing
-        breast-sized stands out from the background.
+        ``mask`` is None, with a warning, when the image is blank or tiny, or when no
+        breast-sized region is brighter than the background.
 
     Notes
     -----
@@ -120,8 +120,8 @@ def segment_breast(image: np.ndarray, max_side: int = 512) -> BreastRegion:
     threshold = min(_otsu_threshold(small), low + (high - low) / 3.0)
     foreground = small > threshold
 
-    # Film labels and bright film edges often touch the breast along a thin strip; an opening
-    # about 2% of the image side cuts those bridges before the largest component is taken.
+    # Film labels and bright film edges often touch the breast along a thin strip. An opening
+    # of about 2% of the image side cuts those bridges before the largest component is taken.
     radius = max(1, int(round(0.02 * max(small.shape))))
     opened = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_OPEN, _disk(radius)).astype(bool)
     breast = _largest_component(opened)
@@ -164,7 +164,7 @@ def segment_breast(image: np.ndarray, max_side: int = 512) -> BreastRegion:
     left_edge = float(breast[:, : max(1, breast.shape[1] // 50)].mean())
     right_edge = float(breast[:, -max(1, breast.shape[1] // 50) :].mean())
     # Tie-break for a breast that fills the film from edge to edge: on an MLO view the top
-    # corner on the chest wall side holds the bright pectoral muscle, while the breast curves
+    # corner on the chest wall side contains the bright pectoral muscle, while the breast curves
     # away from the top corner on the nipple side and leaves it dark.
     weighted = np.where(breast, small, 0.0)
     corner_rows = max(1, breast.shape[0] // 4)

@@ -112,8 +112,8 @@ def find_bmode_region(pixels: np.ndarray) -> BModeRegion:
         return BModeRegion(None, color, 0.0, (message,))
 
     textured = (grey > 0.02) & (_local_std(grey, 5) > TEXTURE_STD_MIN) & ~color
-    # A small closing fills pinholes in the speckle; the opening then removes text and ticks
-    # without bridging the black gap between the scan and a UI bar beside it.
+    # A small closing fills pinholes in the speckle. The opening then removes text and ticks,
+    # and it cannot bridge the black gap between the scan and a UI bar beside it.
     closed = cv2.morphologyEx(textured.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     radius = max(2, int(round(0.015 * min(height, width))))
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
@@ -125,7 +125,7 @@ def find_bmode_region(pixels: np.ndarray) -> BModeRegion:
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     # An anechoic cyst or a shadow as wide as the scan splits it into parts, so every part of
-    # at least a tenth of the largest one joins the hull; leftover text blocks are smaller.
+    # at least a tenth of the largest one joins the hull. Leftover text blocks are smaller.
     kept = np.flatnonzero(sizes >= 0.1 * sizes.max())
     parts = np.isin(labels, kept).astype(np.uint8)
 
@@ -171,7 +171,7 @@ def find_marks(pixels: np.ndarray, region: np.ndarray | None = None) -> np.ndarr
 
     Notes
     -----
-    A grey mark is a small bright component that stands out from its 7 x 7 surroundings (white
+    A grey mark is a small bright component brighter than its 7 x 7 surroundings (white
     top-hat above 0.2, mean top-hat at least 0.3, brightness above 0.55). Its box is 5 to
     about 6% of the image side, at most 2.5 times as long as wide, and at most 75% filled:
     crosses, "x" marks and letters are thin and compact, while tissue echoes are long or fill
@@ -215,9 +215,9 @@ def find_marks(pixels: np.ndarray, region: np.ndarray | None = None) -> np.ndarr
             continue
         marks[box] |= component
 
-    # A caliper or a letter lies on tissue with few other bright specks around it; a bright
-    # speckle cluster that passed the shape tests lies among many. Reject shapes whose
-    # surroundings (the box grown by 6 pixels) hold more than ISOLATION_MAX of other candidates.
+    # A caliper or a letter lies on tissue with few other bright specks around it, while a
+    # speckle cluster that passed the shape tests lies among many. Shapes whose box, grown by
+    # 6 pixels, contains more than ISOLATION_MAX of other candidates are rejected.
     others = candidates & ~marks
     shape_labels, _ = ndimage.label(marks, structure=np.ones((3, 3)))
     for index, box in enumerate(ndimage.find_objects(shape_labels), start=1):

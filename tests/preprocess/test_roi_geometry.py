@@ -41,7 +41,7 @@ def test_roi_from_circle_makes_square_of_three_radii():
     assert roi_from_circle(500, 400, 60, (1024, 1024)) == (410, 310, 180, 180)
 
 
-def test_roi_from_circle_uses_min_side_for_small_findings():
+def test_roi_from_circle_min_side():
     assert roi_from_circle(500, 400, 10, (1024, 1024), min_side=128) == (436, 336, 128, 128)
 
 
@@ -72,7 +72,7 @@ def test_context_box_clamps_to_image_edge():
     assert (w, h) == (50, 50)
 
 
-def test_context_box_is_not_square_when_image_is_narrower():
+def test_context_box_narrow_image():
     # The 50-pixel-wide image cannot hold the 63-pixel square, so only the height keeps 63.
     assert context_box((0, 10, 50, 20), (200, 50), 1.25, 8) == (0, 0, 50, 63)
 
