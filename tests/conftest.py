@@ -37,3 +37,14 @@ def mrmc_dir() -> Path:
 def dicom_samples_dir() -> Path:
     """The folder of real DICOM sample files."""
     return _require(samples_root() / "dicom", "DICOM sample files")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle_dir(tmp_path_factory) -> Path:
+    """A bundle trained for one epoch on 24 synthetic cases at 64 px, built once per session.
+
+    Its ``data/manifest.csv`` sits beside it (``tiny_bundle_dir.parent / "data"``).
+    """
+    from mpmmu.pipeline.testing import build_tiny_bundle
+
+    return build_tiny_bundle(tmp_path_factory.mktemp("tiny-model"), seed=0, n_per_class=12, epochs=1)
