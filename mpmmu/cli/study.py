@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from mpmmu.cli.study_store import register_store_commands, run_study_analyse
 from mpmmu.metrics.mrmc import DBMResult, MrmcData, MrmcTest, ORResult, dbm_analysis, or_analysis
 from mpmmu.metrics.mrmc_io import read_imrmc, read_long_csv, read_lrc
 
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=lambda args: _print_help(parser))
     study_subparsers = parser.add_subparsers(dest="study_command", metavar="STUDY_COMMAND")
     register_analyse(study_subparsers)
+    register_store_commands(study_subparsers)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -61,11 +63,19 @@ def register_analyse(study_subparsers: argparse._SubParsersAction) -> None:
             "Dorfman-Berbaum-Metz analyses."
         ),
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--ratings",
-        required=True,
         type=Path,
         help="ratings file (.csv long format; .lrc and .imrmc also read)",
+    )
+    source.add_argument("--study", help="study id or name in the study store (see `mpmmu study create`)")
+    parser.add_argument("--db", default=None, help="study database URL or SQLite path, with --study")
+    parser.add_argument(
+        "--rating",
+        choices=("probability", "birads"),
+        default="probability",
+        help="with --study: analyse the probability of malignancy (0-100) or the BI-RADS rank (default: probability)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
@@ -203,6 +213,8 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def run_analyse(args: argparse.Namespace) -> int:
     """Read the ratings, analyse them and print the report."""
+    if args.study is not None:
+        return run_study_analyse(args)
     data = read_ratings(args.ratings)
     logger.info(
         "read %d readers x %d modalities x %d cases from %s",

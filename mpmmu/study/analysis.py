@@ -317,12 +317,30 @@ def analyse_reads(
 def analyse_study(
     store: StudyStore, study: int | str, *, rating: Rating = "probability", alpha: float = 0.05
 ) -> StudyAnalysis:
-    """Load a study's cases, reads and events from the store and analyse them."""
+    """Load a study's cases, reads and events from the store and analyse them.
+
+    Raises
+    ------
+    MrmcDataError
+        When a reader has not locked every read yet; the message lists the readers and counts.
+    """
     info = store.study(study)
+    cases = store.cases(info.id)
+    reads = store.reads(info.id)
+    required = 2 * len(cases)
+    done: dict[str, int] = {reader.name: 0 for reader in store.readers(info.id)}
+    for read in reads:
+        done[read.reader] += 1
+    unfinished = [f"{name} {count}/{required}" for name, count in done.items() if count < required]
+    if unfinished:
+        raise MrmcDataError(
+            f"study {info.name!r} is not fully read; reads locked per unfinished reader: {', '.join(unfinished)}. "
+            "Analyse it once every reader has finished."
+        )
     return analyse_reads(
         info,
-        store.cases(info.id),
-        store.reads(info.id),
+        cases,
+        reads,
         store.events(info.id, kind="heatmap_opened"),
         rating=rating,
         alpha=alpha,
