@@ -118,5 +118,5 @@ def test_grouped_folds_raises_one_class_in_training_part() -> None:
     y = np.array([0, 0, 0, 0, 1, 1])
     patients = np.array(["a", "b", "c", "d", "e", "e"])
 
-    with pytest.raises(ValueError, match="holds only class 0"):
+    with pytest.raises(ValueError, match="contains only class 0"):
         grouped_folds(y, patients, n_splits=3, random_state=0)
