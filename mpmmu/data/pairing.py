@@ -61,6 +61,13 @@ def _balanced_draw(pool: list[CaseRow], n: int, rng: np.random.Generator) -> lis
     return drawn[:n]
 
 
+def _by_patient(rows: list[CaseRow]) -> list[list[CaseRow]]:
+    patients: dict[str, list[CaseRow]] = {}
+    for row in rows:
+        patients.setdefault(row.patient_id, []).append(row)
+    return list(patients.values())
+
+
 def make_pseudo_pairs(
     us_rows: Sequence[CaseRow],
     mg_rows: Sequence[CaseRow],
@@ -76,10 +83,11 @@ def make_pseudo_pairs(
     mg_rows : sequence of CaseRow
         Mammogram cases with ``split`` set; unlabelled cases are skipped.
     design : {"ultrasound", "mammogram"}
-        "ultrasound": every ultrasound case gets one mammogram of its split and label. The
-        mammograms are reused as evenly as possible, so reuse counts differ by at most 1 within a
-        split and label. "mammogram": one pair per mammogram case, each with a different
-        ultrasound case where the split and label have enough of them.
+        "ultrasound": every ultrasound case gets a mammogram of its split and label, the same
+        one for all images of an ultrasound patient. The mammograms are reused as evenly as
+        possible over ultrasound patients, so the number of patients per mammogram differs by at
+        most 1 within a split and label. "mammogram": one pair per mammogram case, each with an
+        image of a different ultrasound patient where the split and label have enough of them.
     seed : int
         Seed of the draw; the same inputs and seed give the same pairs.
 
@@ -103,7 +111,9 @@ def make_pseudo_pairs(
     gain of fusion measured on pseudo-pairs is an upper bound for real paired data and must be
     reported as such. A mammogram reused across many pairs lets a stage-2 learner memorise its
     identity, so every split and inner cross-validation over pairs must group by both patients
-    (see :func:`pair_groups`). A split-and-label group with no partner in the other modality
+    (see :func:`pair_groups`). Both designs link each ultrasound patient to a single mammogram
+    patient, so the patient graph splits into one small component per mammogram patient and
+    such grouping never has to drop a pair. A split-and-label group with no partner in the other modality
     produces no pairs, with a warning.
     """
     if design not in ("ultrasound", "mammogram"):
@@ -125,10 +135,20 @@ def make_pseudo_pairs(
                 key[0], key[1], len(driving), design,
             )
             continue
-        drawn = _balanced_draw(partners, len(driving), rng)
-        for case, partner in zip(driving, drawn):
-            us, mg = (case, partner) if design == "ultrasound" else (partner, case)
-            pairs.append(_pair(us, mg))
+        if design == "ultrasound":
+            # One mammogram per ultrasound patient, shared by all of that patient's images, so
+            # each ultrasound patient joins exactly one mammogram patient and grouped CV over
+            # both patients can still test every pair.
+            patients = _by_patient(us_pool)
+            drawn = _balanced_draw(mg_pool, len(patients), rng)
+            for images, mg in zip(patients, drawn):
+                pairs.extend(_pair(us, mg) for us in images)
+        else:
+            # One image of a distinct ultrasound patient per mammogram case, for the same reason.
+            patients = _by_patient(us_pool)
+            drawn_patients = _balanced_draw(patients, len(mg_pool), rng)
+            for mg, images in zip(mg_pool, drawn_patients):
+                pairs.append(_pair(images[int(rng.integers(len(images)))], mg))
 
     logger.info("made %d %s-driven pseudo-pairs (seed %d)", len(pairs), design, seed)
     return pairs

@@ -53,7 +53,11 @@ def test_make_pseudo_pairs_ultrasound_design_balances_reuse(split_sources):
     pairs = make_pseudo_pairs(ultrasound, mammogram, "ultrasound", seed=0)
 
     assert sorted(_components(pair)[0] for pair in pairs) == sorted(row.case_id for row in ultrasound)
-    reuse = Counter((pair.split, pair.label, _components(pair)[1]) for pair in pairs)
+    patient_of = {row.case_id: row.patient_id for row in ultrasound}
+    patients_per_mammogram = {
+        (pair.split, pair.label, _components(pair)[1], patient_of[_components(pair)[0]]) for pair in pairs
+    }
+    reuse = Counter(key[:3] for key in patients_per_mammogram)
     for split in ("train", "val", "test"):
         for label in ("benign", "malignant"):
             available = {row.case_id for row in mammogram if row.split == split and row.label == label}
@@ -70,6 +74,19 @@ def test_make_pseudo_pairs_mammogram_design_one_pair_each(split_sources):
 
     assert sorted(_components(pair)[1] for pair in pairs) == sorted(row.case_id for row in mammogram)
     assert len(set(us_cases)) == len(us_cases)
+
+
+@pytest.mark.parametrize("design", ["ultrasound", "mammogram"])
+def test_make_pseudo_pairs_links_one_mammogram_patient(split_sources, design):
+    ultrasound, mammogram = split_sources
+
+    pairs = make_pseudo_pairs(ultrasound, mammogram, design, seed=0)
+    us_groups, mg_groups = pair_groups(pairs)
+
+    partners: dict[str, set[str]] = {}
+    for us_patient, mg_patient in zip(us_groups, mg_groups):
+        partners.setdefault(us_patient, set()).add(mg_patient)
+    assert all(len(mg_patients) == 1 for mg_patients in partners.values())
 
 
 def test_make_pseudo_pairs_reproducible_by_seed(split_sources):
