@@ -1,0 +1,288 @@
+"""Result panel of the second-read page: probabilities, votes, agreement, heatmaps, attention, report."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from mpmmu.i18n import t
+from mpmmu.records import ImageRecord, Prediction
+from mpmmu.report import CaseReport, is_no_call, probability_band, report_json, report_pdf, report_png
+from mpmmu.viz import channel_weight_chart, image_figure, probability_bars, probability_gauge, votes_chart
+from ui import state
+from ui.viewer import PLOTLY_CONFIG
+
+logger = logging.getLogger(__name__)
+
+LEARNERS = ("logistic_regression", "svm", "random_forest", "extra_trees", "meta_mlp")
+
+
+def _display_map(prediction_id: int, name: str, array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Return ``array`` resized to ``shape`` (the displayed image), memoised per prediction."""
+    memo = state.memo()
+    key = ("map", prediction_id, name, shape)
+    if key not in memo:
+        for old in [k for k in memo if isinstance(k, tuple) and k[0] == "map" and k[1] != prediction_id]:
+            del memo[old]
+        resized = Image.fromarray(np.asarray(array, dtype=np.float32)).resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+        memo[key] = np.asarray(resized)
+    return memo[key]
+
+
+def _normalise(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float32)
+    low, high = float(np.min(array)), float(np.max(array))
+    if high - low < 1e-12:
+        return np.zeros_like(array)
+    return (array - low) / (high - low)
+
+
+def _headline(prediction: Prediction, lang: str) -> None:
+    band = probability_band(prediction.p_malignant, prediction.threshold)
+    columns = st.columns([2, 3])
+    with columns[0]:
+        st.plotly_chart(
+            probability_gauge(prediction.p_malignant, prediction.threshold, title=t("second_read.p_malignant", lang)),
+            config=PLOTLY_CONFIG,
+            key="gauge",
+        )
+    with columns[1]:
+        st.metric(
+            t("second_read.p_malignant", lang),
+            f"{100 * prediction.p_malignant:.1f}%",
+            help=t("second_read.p_malignant_help", lang),
+        )
+        st.markdown(
+            t(
+                "second_read.band_line",
+                lang,
+                band=t(f"common.band_{band}", lang),
+                threshold=f"{100 * prediction.threshold:.0f}",
+            )
+        )
+        if is_no_call(prediction):
+            st.error(t("common.no_call", lang), icon=":material/balance:")
+        else:
+            st.success(t("second_read.learners_agree", lang, percent=f"{100 * prediction.agreement:.0f}"), icon=":material/check_circle:")
+
+
+def _modalities(prediction: Prediction, lang: str) -> None:
+    if prediction.p_mammography is None or prediction.p_ultrasound is None:
+        present = "ultrasound" if prediction.p_mammography is None else "mammography"
+        st.info(t(f"second_read.single_modality_{present}", lang), icon=":material/info:")
+
+    fused_available = prediction.p_mammography is not None and prediction.p_ultrasound is not None
+    rows = [
+        (t("second_read.mammography_only", lang), prediction.p_mammography),
+        (t("second_read.ultrasound_only", lang), prediction.p_ultrasound),
+        (t("second_read.fused", lang), prediction.p_malignant if fused_available else None),
+    ]
+    columns = st.columns(3)
+    for column, (label, value) in zip(columns, rows):
+        column.metric(label, "—" if value is None else f"{100 * value:.1f}%")
+    st.plotly_chart(
+        probability_bars(
+            rows,
+            prediction.threshold,
+            title=t("second_read.by_modality", lang),
+            threshold_label=t("second_read.threshold", lang),
+            missing_label=t("second_read.not_given", lang),
+        ),
+        config=PLOTLY_CONFIG,
+        key="modality_bars",
+    )
+
+
+def _votes(prediction: Prediction, lang: str) -> None:
+    labels = {name: t(f"common.learner_{name}", lang) for name in LEARNERS}
+    st.plotly_chart(
+        votes_chart(
+            prediction.votes,
+            prediction.threshold,
+            learner_labels=labels,
+            title=t("second_read.votes_title", lang),
+            threshold_label=t("second_read.threshold", lang),
+        ),
+        config=PLOTLY_CONFIG,
+        key="votes",
+    )
+    st.caption(t("second_read.votes_caption", lang, fusion=t(f"common.fusion_{prediction.fusion}", lang)))
+
+
+def _heatmaps(
+    prediction: Prediction,
+    records: Mapping[str, ImageRecord | None],
+    displays: Mapping[str, np.ndarray],
+    rois: Mapping[str, tuple | None],
+    lang: str,
+) -> None:
+    st.subheader(t("second_read.heatmaps", lang))
+    opacity = st.slider(t("second_read.opacity", lang), 0.0, 1.0, step=0.05, key=state.OPACITY)
+    present = [modality for modality in ("mammography", "ultrasound") if records.get(modality) is not None]
+    columns = st.columns(len(present))
+    prediction_id = id(prediction)
+    for column, modality in zip(columns, present):
+        record = records[modality]
+        display = displays[modality]
+        with column:
+            st.markdown(f"**{t(f'common.{modality}', lang)}**")
+            heatmap = prediction.heatmaps.get(modality)
+            if heatmap is None:
+                st.info(t("second_read.no_heatmap", lang))
+            else:
+                shown = _display_map(prediction_id, f"cam-{modality}", heatmap, display.shape[:2])
+                figure = image_figure(
+                    display,
+                    original_shape=record.shape,
+                    heatmap=shown,
+                    opacity=opacity,
+                    roi=rois.get(modality),
+                    colorbar_title=t("second_read.colorbar", lang),
+                    height=420,
+                )
+                st.plotly_chart(figure, config=PLOTLY_CONFIG, key=f"cam_{modality}")
+                if not prediction.roi_used.get(modality, False):
+                    st.caption(t("second_read.whole_image", lang))
+
+    _attention(prediction, records, displays, opacity, lang)
+
+
+def _attention(
+    prediction: Prediction,
+    records: Mapping[str, ImageRecord | None],
+    displays: Mapping[str, np.ndarray],
+    opacity: float,
+    lang: str,
+) -> None:
+    spatial = prediction.attention.get("mammography_spatial")
+    channels = prediction.attention.get("ultrasound_channels")
+    if spatial is None and channels is None:
+        return
+    st.subheader(t("second_read.attention", lang))
+    columns = st.columns(2)
+    if spatial is not None and records.get("mammography") is not None:
+        with columns[0]:
+            st.markdown(f"**{t('second_read.cbam_title', lang)}**")
+            display = displays["mammography"]
+            shown = _display_map(id(prediction), "cbam", _normalise(spatial), display.shape[:2])
+            st.plotly_chart(
+                image_figure(
+                    display,
+                    original_shape=records["mammography"].shape,
+                    heatmap=shown,
+                    opacity=opacity,
+                    colorbar_title=t("second_read.attention_colorbar", lang),
+                    height=380,
+                ),
+                config=PLOTLY_CONFIG,
+                key="cbam",
+            )
+            st.caption(t("second_read.cbam_caption", lang))
+    if channels is not None:
+        weights = np.asarray(channels, dtype=np.float64).ravel()
+        with columns[1]:
+            st.markdown(f"**{t('second_read.eca_title', lang)}**")
+            channel_map = prediction.attention.get("ultrasound_channel_map")
+            if channel_map is not None and records.get("ultrasound") is not None:
+                display = displays["ultrasound"]
+                shown = _display_map(id(prediction), "eca", _normalise(channel_map), display.shape[:2])
+                st.plotly_chart(
+                    image_figure(
+                        display,
+                        original_shape=records["ultrasound"].shape,
+                        heatmap=shown,
+                        opacity=opacity,
+                        colorbar_title=t("second_read.attention_colorbar", lang),
+                        height=380,
+                    ),
+                    config=PLOTLY_CONFIG,
+                    key="eca_map",
+                )
+                st.caption(t("second_read.eca_map_caption", lang))
+            st.plotly_chart(
+                channel_weight_chart(
+                    weights,
+                    title="",
+                    x_label=t("second_read.eca_channel", lang),
+                    y_label=t("second_read.eca_weight", lang),
+                ),
+                config=PLOTLY_CONFIG,
+                key="eca",
+            )
+            top = max(1, weights.size // 10)
+            share = float(np.sort(weights)[::-1][:top].sum() / max(weights.sum(), 1e-12))
+            st.caption(
+                t(
+                    "second_read.eca_caption",
+                    lang,
+                    channels=weights.size,
+                    top=top,
+                    share=f"{100 * share:.0f}",
+                    mean=f"{weights.mean():.2f}",
+                )
+            )
+
+
+def _run_details(prediction: Prediction, elapsed: float, lang: str) -> None:
+    with st.expander(t("second_read.run_details", lang, device=prediction.device, seconds=f"{elapsed:.2f}")):
+        rows = [{t("second_read.step", lang): name, "ms": round(1000 * float(value), 1)} for name, value in prediction.timings.items()]
+        rows.append({t("second_read.step", lang): t("second_read.step_total", lang), "ms": round(1000 * elapsed, 1)})
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.caption(t("second_read.model_version", lang, version=prediction.model_version, fusion=prediction.fusion))
+
+
+def _report(report: CaseReport, lang: str) -> None:
+    st.subheader(t("second_read.report", lang))
+    st.caption(t("second_read.report_caption", lang))
+    stem = f"mpmmu-report-{report.created_at:%Y%m%d-%H%M%S}"
+    columns = st.columns(3)
+    # Callables: the files are built only when the reader clicks, not on every rerun.
+    columns[0].download_button(
+        t("second_read.download_pdf", lang), functools.partial(report_pdf, report, lang), file_name=f"{stem}.pdf", mime="application/pdf", key="report_pdf"
+    )
+    columns[1].download_button(
+        t("second_read.download_png", lang), functools.partial(report_png, report, lang), file_name=f"{stem}.png", mime="image/png", key="report_png"
+    )
+    columns[2].download_button(
+        t("second_read.download_json", lang), functools.partial(report_json, report), file_name=f"{stem}.json", mime="application/json", key="report_json"
+    )
+
+
+def render_result(
+    prediction: Prediction,
+    elapsed: float,
+    records: Mapping[str, ImageRecord | None],
+    displays: Mapping[str, np.ndarray],
+    rois: Mapping[str, tuple | None],
+    lang: str,
+) -> None:
+    """Show one analysis: headline, per-modality probabilities, votes, heatmaps, details, report."""
+    st.header(t("second_read.result", lang))
+    _headline(prediction, lang)
+    if prediction.warnings:
+        # The pipeline's notes are English sentences from the library, shown as they are.
+        with st.expander(t("second_read.pipeline_notes", lang, count=len(prediction.warnings))):
+            for warning in prediction.warnings:
+                st.markdown(f"- {warning}")
+    _modalities(prediction, lang)
+    _votes(prediction, lang)
+    _heatmaps(prediction, records, displays, rois, lang)
+    if prediction.pseudo_paired_training:
+        st.caption(t("common.pseudo_pair_caveat", lang))
+    _run_details(prediction, elapsed, lang)
+    report = CaseReport(
+        prediction=prediction,
+        mammogram=records.get("mammography"),
+        ultrasound=records.get("ultrasound"),
+        mammogram_roi=rois.get("mammography"),
+        ultrasound_roi=rois.get("ultrasound"),
+        initial_read=st.session_state.get(state.READ_INITIAL),
+        revised_read=st.session_state.get(state.READ_REVISED),
+    )
+    _report(report, lang)
