@@ -2,6 +2,9 @@
 
 Run with ``streamlit run app.py``. Pages live in ``pages/``; the model bundle comes from
 ``MPMMU_BUNDLE`` or the bundle shipped in ``assets/models/mpmmu-default``.
+
+Every page starts with ``lang = ui.layout.page_frame()``: it draws the sidebar language switch
+and the research-use statement, which each page must show.
 """
 
 from __future__ import annotations
