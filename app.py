@@ -33,5 +33,9 @@ lang = state.lang()
 pages = [
     st.Page("pages/second_read.py", title=t("common.page_second_read", lang), icon=":material/stethoscope:", url_path="second_read", default=True),
     st.Page("pages/model_card.py", title=t("common.page_model_card", lang), icon=":material/description:", url_path="model_card"),
+    st.Page("pages/study_read.py", title=t("study.page_read", lang), icon=":material/visibility:", url_path="study_read"),
+    st.Page("pages/teaching.py", title=t("teaching.page_title", lang), icon=":material/school:", url_path="teaching"),
+    st.Page("pages/study_setup.py", title=t("study.page_setup", lang), icon=":material/folder_managed:", url_path="study_setup"),
+    st.Page("pages/study_analysis.py", title=t("study.page_analysis", lang), icon=":material/monitoring:", url_path="study_analysis"),
 ]
 st.navigation(pages).run()
