@@ -1,4 +1,4 @@
-"""Study analysis: the organiser picks a finished study and sees per-reader and reader-averaged AUCs
+"""Study analysis: the organiser picks a finished study and reviews per-reader and reader-averaged AUCs
 unaided and aided beside the AI alone, the MRMC tests (Obuchowski-Rockette with jackknife and
 DeLong covariances, Dorfman-Berbaum-Metz), sensitivity and specificity at BI-RADS 4A, changes of
 mind, reading time and ROC curves, and downloads the iMRMC and RJafroc exports.

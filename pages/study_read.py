@@ -47,7 +47,7 @@ if st.sidebar.button(t("study.sign_out", lang), key="reader_sign_out"):
     del st.session_state[READER]
     st.rerun()
 
-# 2. Where the reader stands.
+# 2. The reader's next read, a washout wait, or the end of the study.
 task = store.next_task(reader.id)
 if isinstance(task, Finished):
     st.progress(1.0, text=t("study.progress", lang, done=task.reads_total, total=task.reads_total))

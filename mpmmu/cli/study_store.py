@@ -1,8 +1,8 @@
 """``mpmmu study`` subcommands that work on the study store: create, codes, ai, import-reads,
 status, export, and ``analyse --study``.
 
-Every subcommand takes ``--db`` (an SQLAlchemy URL or a SQLite file path); without it the store
-opens ``MPMMU_STUDY_DB`` or the default SQLite file under the cache folder.
+Every subcommand takes ``--db``, an SQLAlchemy URL or a SQLite file path. Without it the store
+opens ``MPMMU_STUDY_DB``, else the default SQLite file under the cache folder.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ class OperatingPoint:
 
 @dataclass(frozen=True)
 class ChangeOfMind:
-    """How one reader's calls moved from the unaided to the aided read of the same cases.
+    """Changes in one reader's calls between the unaided and the aided read of the same cases.
 
     A call is positive at BI-RADS >= 4A. ``helpful`` counts cases whose call became right after the
     AI (a malignant case moved to >= 4A, or a benign one below it), ``harmful`` the reverse.

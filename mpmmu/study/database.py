@@ -1,9 +1,9 @@
 """The study database's engine, URLs, invitation codes and the conversion of rows to records.
 
-SQLite engines use WAL mode with ``synchronous=FULL`` (a committed read survives a crash of the
-process and of the machine) and begin every transaction with ``BEGIN IMMEDIATE``, so concurrent
-writers queue on the busy timeout instead of failing with "database is locked" when a
-transaction upgrades from reading to writing.
+SQLite engines use WAL mode with ``synchronous=FULL``, so a committed read survives a crash of
+the process and of the machine. They begin every transaction with ``BEGIN IMMEDIATE``, so
+concurrent writers wait up to the busy timeout for the write lock. Without it, a transaction that
+upgrades from reading to writing fails at once with "database is locked".
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def build_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front, so a transaction never fails when it upgrades
-        # from reading to writing while another connection writes.
+        # IMMEDIATE takes the write lock up front, so a transaction waits for another writer
+        # (up to the busy timeout) instead of failing when it upgrades from reading to writing.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

@@ -5,9 +5,9 @@ Two designs are supported:
 - ``sequential``: one session; each case is read unaided, the read is locked, then the AI result
   appears and the same case is read again aided.
 - ``crossover``: two sessions separated by a washout of ``washout_days``. Each reader's cases are
-  split at random into two halves; session 1 reads half A unaided and half B aided, session 2
-  reads half A aided and half B unaided, so every reader reads every case in both modes and each
-  session mixes both modes.
+  split at random into halves A and B. Session 1 reads half A unaided and half B aided, and
+  session 2 reads half A aided and half B unaided. So every reader reads every case in both
+  modes, and each session mixes both modes.
 
 Each reader's case order is drawn from a generator seeded by the study seed and the reader's
 position, and that seed is stored with the reader so the order can be reproduced.

@@ -148,8 +148,9 @@ def import_reads_csv(store: StudyStore, study: int | str, path: str | os.PathLik
 def import_ai_predictions(store: StudyStore, study: int | str, path: str | os.PathLike[str]) -> int:
     """Store AI probabilities from a ``mpmmu predict`` CSV (case_id, p_malignant, model_version).
 
-    Returns the number of study cases that got a result; rows of other cases are ignored and rows
-    with an empty p_malignant (a case that could not be scored) are skipped with a warning.
+    Returns the number of study cases that got a result. Rows of other cases are ignored. Rows
+    with an empty p_malignant, written for a case that could not be scored, are skipped with a
+    warning.
     """
     info = store.study(study)
     case_ids = {case.case_id for case in store.cases(info.id)}

@@ -1,6 +1,6 @@
 """SQLAlchemy 2 models of the reader-study store, at the current schema version.
 
-A study holds its cases (from a case manifest), its readers and, per reader, one reading session
+A study contains its cases (from a case manifest), its readers and, per reader, one reading session
 (sequential design) or two (crossover design). Each session lists its cases in the reader's
 randomised order (:class:`Assignment`); each rating a reader locks is a :class:`Read`; everything
 else the reader does (sign-in, case opened, AI result shown, heatmap opened) is an
@@ -146,8 +146,8 @@ class Assignment(Base):
 class Read(Base):
     """One locked rating: a reader's BI-RADS category and probability of malignancy for one case.
 
-    A reader rates each case once per mode ("unaided" or "aided"); the unique constraint makes a
-    second attempt fail, so a locked read can never be overwritten.
+    A reader rates each case once per mode ("unaided" or "aided"). The unique constraint rejects
+    a second read of the same case and mode, so a locked read cannot be overwritten.
     """
 
     __tablename__ = "reads"

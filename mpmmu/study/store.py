@@ -7,7 +7,7 @@ is durable once :meth:`StudyStore.record_read` returns. On SQLite the store uses
 ``synchronous=FULL`` and begins every transaction with ``BEGIN IMMEDIATE``, so that concurrent
 writers queue on the busy timeout instead of failing with "database is locked".
 
-The store never sees a patient identifier: cases are stored by manifest ``case_id``, reference
+The store never receives a patient identifier: cases are stored by manifest ``case_id``, reference
 label, lesion boxes and the SHA-256 of their image files. The manifest's ``patient_id`` column is
 not copied.
 """

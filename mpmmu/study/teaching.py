@@ -1,7 +1,7 @@
 """Teaching quiz: a case library with ground truth, the BI-RADS lexicon and the scoring of answers.
 
-A trainee picks a BI-RADS category and the lexicon descriptors of a case before the reveal, then
-sees the truth. An answer scores up to three parts, each worth one point and averaged over the
+A trainee picks a BI-RADS category and the lexicon descriptors of a case before the reveal. The
+page then shows the truth. An answer scores up to three parts, each worth one point and averaged over the
 parts that can be graded:
 
 - the call: BI-RADS >= 4A on a malignant case or below 4A on a benign one;

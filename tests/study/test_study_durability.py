@@ -18,7 +18,7 @@ from mpmmu.study.records import Task
 from mpmmu.study.store import StudyStore
 
 # The writer reads every case of its reader in order and prints each read after the commit
-# returns; the parent kills it without warning once enough reads have been reported.
+# returns. The parent kills it without warning once enough reads have been reported.
 WRITER = """
 import sys
 from mpmmu.study.records import Task

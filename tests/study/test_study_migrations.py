@@ -99,7 +99,7 @@ def test_upgrade_raises_unknown_target(tmp_path):
 
 
 def test_store_raises_unreachable_server():
-    # A port this test holds without listening on it, so every connection is refused.
+    # A port this test binds without listening on it, so every connection is refused.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
         held.bind(("127.0.0.1", 0))
         port = held.getsockname()[1]

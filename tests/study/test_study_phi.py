@@ -1,7 +1,7 @@
 """No patient identifier reaches the study database, its exports or its log.
 
-The cases are DICOM files whose PatientName, PatientID, AccessionNumber and PatientBirthDate hold
-marker strings, and the manifest's patient_id column holds another marker. After a study is
+The cases are DICOM files whose PatientName, PatientID, AccessionNumber and PatientBirthDate contain
+marker strings, and the manifest's patient_id column contains another marker. After a study is
 created, read, analysed and exported, no marker may appear in the database files' bytes (WAL
 included), in any export or in the log.
 """
