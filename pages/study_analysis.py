@@ -152,6 +152,9 @@ for column, (export_format, suffix, mime) in zip(
     with tempfile.TemporaryDirectory() as folder:
         path = export_study(store, study.id, Path(folder) / f"export.{suffix}", export_format, rating=rating)
         data = path.read_bytes()
+        # RJafroc needs numeric cases; export_study writes the case_id -> number key beside it.
+        key_path = path.with_name(path.stem + "-case-numbers.csv")
+        case_key = key_path.read_bytes() if key_path.exists() else None
     column.download_button(
         t(f"study.export_{export_format}", lang),
         data,
@@ -159,3 +162,11 @@ for column, (export_format, suffix, mime) in zip(
         mime=mime,
         key=f"export_{export_format}",
     )
+    if case_key is not None:
+        column.download_button(
+            t("study.export_case_numbers", lang),
+            case_key,
+            file_name=f"{study.name}-{export_format}-case-numbers.csv",
+            mime="text/csv",
+            key=f"export_{export_format}_case_numbers",
+        )

@@ -172,7 +172,8 @@ def test_study_end_to_end_in_app(study_env, study_cases):
     assert set(mrmc_table["Method"]) == {"OR, jackknife", "OR, DeLong", "DBM"}
     assert any(metric.label == "AI alone" for metric in at.metric)
     assert len(at.get("plotly_chart")) == 3
-    assert len(at.get("download_button")) == 3
+    # iMRMC, RJafroc, all reads, and the RJafroc case-number key (the synthetic ids are not numbers).
+    assert len(at.get("download_button")) == 4
 
 
 def test_study_analysis_unfinished_study_warns(study_env, study_cases):
@@ -214,3 +215,17 @@ def test_teaching_quiz_reveal_and_score(study_env, study_cases, monkeypatch):
     assert score.value == ("100%" if truth == "malignant" else "0%")
     click(at, "Next case")
     assert "Case 2 of 20" in texts(at)
+
+
+def test_study_cli_ai_scores_cases_with_bundle(study_env, study_cases, tiny_bundle, capsys):
+    # The CLI path of the AI-alone result: Pipeline.predict on every case of the study's manifest.
+    from mpmmu.cli import main
+
+    with StudyStore(study_env) as store:
+        info, _ = store.create_study("scored", read_manifest(study_cases)[:4], readers=1, manifest_path=study_cases)
+    assert main(["study", "ai", "--study", "scored", "--bundle", str(tiny_bundle), "--db", study_env]) == 0
+    assert "AI results stored for 4 of 4 cases" in capsys.readouterr().out
+    with StudyStore(study_env) as store:
+        cases = store.cases(info.id)
+    assert all(0.0 <= case.ai_p_malignant <= 1.0 for case in cases)
+    assert len({case.ai_model_version for case in cases}) == 1
