@@ -118,16 +118,52 @@ def summarize_channel_weights(weights: np.ndarray | torch.Tensor, top_k: int = 5
     )
 
 
-def _deepest_attention(branch: nn.Module) -> tuple[str, nn.Module]:
+def deepest_attention_name(branch: nn.Module) -> str:
+    """Return the dotted name of the branch's deepest attention module, e.g. "attention.head"."""
     stages = getattr(branch, "attention_stages", ())
     if not stages:
         raise ValueError("the branch has no attention module; build it with attention='eca' or 'cbam'")
-    key = str(stages[-1])
-    return f"attention.{key}", branch.attention[key]
+    return f"attention.{stages[-1]}"
+
+
+def weighted_channel_map(activation: np.ndarray, weights: np.ndarray, size: int, top_k: int = 16) -> np.ndarray:
+    """Sum the ``top_k`` most-weighted channels of an activation, weighted, rectified and scaled.
+
+    Parameters
+    ----------
+    activation : numpy.ndarray
+        float (C, h, w), the input of the attention module.
+    weights : numpy.ndarray
+        float (C,) channel weights in [0, 1].
+    size : int
+        Side of the returned map (the model input's).
+    top_k : int
+        Number of highest-weighted channels summed.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (size, size) in [0, 1]; all zero when none of those channels fires.
+    """
+    activation = np.asarray(activation, dtype=np.float32)
+    weights = np.asarray(weights, dtype=np.float32).reshape(-1)
+    if activation.ndim != 3 or activation.shape[0] != weights.size:
+        raise ValueError(
+            f"activation must be (C, h, w) with C = {weights.size} channels, got shape {activation.shape}"
+        )
+    order = np.argsort(-weights, kind="stable")[: min(top_k, weights.size)]
+    weighted = np.maximum(np.tensordot(weights[order], activation[order], axes=1), 0.0)
+    peak = float(weighted.max())
+    if peak > 0:
+        weighted = weighted / peak
+    return cv2.resize(weighted.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def channel_attention_map(branch: nn.Module, model_input: ModelInput, top_k: int = 16) -> np.ndarray:
     """Show where the channels that the deepest attention module weights most are active.
+
+    Runs one forward pass of its own; :func:`mpmmu.explain.gradcam.grad_cam_with_module_input`
+    captures the same activation during Grad-CAM instead.
 
     Parameters
     ----------
@@ -142,18 +178,17 @@ def channel_attention_map(branch: nn.Module, model_input: ModelInput, top_k: int
     Returns
     -------
     numpy.ndarray
-        float32 (S, S) in [0, 1] over the model input (all zero when none of those channels
-        fires); map it with :func:`mpmmu.preprocess.map_to_original`.
+        float32 (S, S) in [0, 1] over the model input (see :func:`weighted_channel_map`); map it
+        with :func:`mpmmu.preprocess.map_to_original`.
     """
-    name, _ = _deepest_attention(branch)
+    name = deepest_attention_name(branch)
     model_copy = _copy_sharing_tensors(branch)
-    module = model_copy.get_submodule(name)
     captured: dict[str, torch.Tensor] = {}
 
     def keep_input(module: nn.Module, args: tuple) -> None:
         captured["activation"] = args[0].detach()
 
-    handle = module.register_forward_pre_hook(keep_input)
+    handle = model_copy.get_submodule(name).register_forward_pre_hook(keep_input)
     try:
         device = next(branch.parameters()).device
         with torch.inference_mode():
@@ -163,11 +198,4 @@ def channel_attention_map(branch: nn.Module, model_input: ModelInput, top_k: int
 
     activation = captured["activation"][0].float().cpu().numpy()
     weights = output.channel_weights[0].float().cpu().numpy()
-    order = np.argsort(-weights, kind="stable")[: min(top_k, weights.size)]
-    weighted = np.tensordot(weights[order], activation[order], axes=1)
-    weighted = np.maximum(weighted, 0.0)
-    peak = float(weighted.max())
-    if peak > 0:
-        weighted = weighted / peak
-    size = model_input.transform.output_size
-    return cv2.resize(weighted.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    return weighted_channel_map(activation, weights, model_input.transform.output_size, top_k)

@@ -125,6 +125,36 @@ def grad_cam(
     not how confident it is. A map that is zero everywhere means no region raised the malignant
     logit.
     """
+    heatmap, _ = _run_grad_cam(branch, model_input, target_layer, capture_name=None)
+    return heatmap
+
+
+def grad_cam_with_module_input(
+    branch: nn.Module, model_input: ModelInput, module_name: str, target_layer: nn.Module | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compute :func:`grad_cam` and capture the input of one submodule in the same forward pass.
+
+    Parameters
+    ----------
+    branch, model_input, target_layer
+        As for :func:`grad_cam`.
+    module_name : str
+        Dotted name of the submodule whose input is kept, e.g. "attention.head".
+
+    Returns
+    -------
+    heatmap : numpy.ndarray
+        float32 (S, S) in [0, 1], as :func:`grad_cam` returns.
+    module_input : numpy.ndarray
+        float32, the submodule's first input for the image, without the batch axis.
+    """
+    heatmap, captured = _run_grad_cam(branch, model_input, target_layer, capture_name=module_name)
+    return heatmap, captured
+
+
+def _run_grad_cam(
+    branch: nn.Module, model_input: ModelInput, target_layer: nn.Module | None, capture_name: str | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     from pytorch_grad_cam import GradCAM
 
     if target_layer is None:
@@ -143,7 +173,14 @@ def grad_cam(
     trainable = [parameter for parameter in branch.parameters() if parameter.requires_grad]
     model_copy = _copy_sharing_tensors(branch)
     copy_target = model_copy.get_submodule(target_name)
-    graph_start = copy_target.register_forward_hook(_start_graph_here, prepend=True)
+    handles = [copy_target.register_forward_hook(_start_graph_here, prepend=True)]
+    captured: dict[str, torch.Tensor] = {}
+    if capture_name is not None:
+
+        def keep_input(module: nn.Module, args: tuple) -> None:
+            captured["input"] = args[0].detach()
+
+        handles.append(model_copy.get_submodule(capture_name).register_forward_pre_hook(keep_input))
     for parameter in trainable:
         parameter.requires_grad_(False)
     try:
@@ -154,9 +191,11 @@ def grad_cam(
         finally:
             cam.activations_and_grads.release()
     finally:
-        graph_start.remove()
+        for handle in handles:
+            handle.remove()
         for parameter in trainable:
             parameter.requires_grad_(True)
 
-    heatmap = np.asarray(maps[0], dtype=np.float32)
-    return np.clip(heatmap, 0.0, 1.0)
+    heatmap = np.clip(np.asarray(maps[0], dtype=np.float32), 0.0, 1.0)
+    module_input = captured["input"][0].float().cpu().numpy() if "input" in captured else None
+    return heatmap, module_input

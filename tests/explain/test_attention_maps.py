@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from mpmmu.explain import channel_attention_map, spatial_attention_map, summarize_channel_weights
+from mpmmu.explain import (
+    channel_attention_map,
+    spatial_attention_map,
+    summarize_channel_weights,
+    weighted_channel_map,
+)
 from mpmmu.models import build_branch
 from mpmmu.records import ModelInput, Transform
 
@@ -83,3 +88,25 @@ def test_channel_attention_map_in_unit_range_without_hooks():
     assert channel_map.min() >= 0.0
     assert channel_map.max() <= 1.0 + 1e-6
     assert sum(len(module._forward_pre_hooks) for module in branch.modules()) == 0
+def test_channel_map_from_grad_cam_matches_own_forward():
+    from mpmmu.explain import deepest_attention_name, grad_cam, grad_cam_with_module_input, weighted_channel_map
+
+    torch.manual_seed(0)
+    branch = build_branch("ultrasound", pretrained=False).eval()
+    rng = np.random.default_rng(2)
+    tensor = rng.standard_normal((3, 32, 32)).astype(np.float32)
+    model_input = ModelInput(tensor=tensor, display=tensor[0], transform=KNOWN, modality="ultrasound")
+    with torch.inference_mode():
+        weights = branch.forward_features(torch.from_numpy(tensor)[None]).channel_weights[0].numpy()
+
+    heatmap, activation = grad_cam_with_module_input(branch, model_input, deepest_attention_name(branch))
+
+    np.testing.assert_allclose(heatmap, grad_cam(branch, model_input), atol=1e-6)
+    np.testing.assert_allclose(
+        weighted_channel_map(activation, weights, 32), channel_attention_map(branch, model_input), atol=1e-5
+    )
+
+
+def test_weighted_channel_map_raises_channel_mismatch():
+    with pytest.raises(ValueError, match="activation must be"):
+        weighted_channel_map(np.zeros((4, 2, 2)), np.zeros(3), 8)
