@@ -119,6 +119,8 @@ if task.mode == "aided":
                 st.error(t("study.ai_failed", lang, reason=str(error)))
             else:
                 heatmaps = {modality: prediction.heatmaps[modality] for modality in wanted if modality in prediction.heatmaps}
+                if task.case.ai_model_version is not None and prediction.model_version != task.case.ai_model_version:
+                    st.caption(t("study.heatmap_other_model", lang, model=prediction.model_version, stored=task.case.ai_model_version))
         else:
             st.warning(t("study.heatmap_unavailable", lang))
 

@@ -229,3 +229,17 @@ def test_study_cli_ai_scores_cases_with_bundle(study_env, study_cases, tiny_bund
         cases = store.cases(info.id)
     assert all(0.0 <= case.ai_p_malignant <= 1.0 for case in cases)
     assert len({case.ai_model_version for case in cases}) == 1
+
+
+def test_study_read_crossover_waits_for_washout(study_env, study_cases):
+    with StudyStore(study_env) as store:
+        info, codes = store.create_study("washout", read_manifest(study_cases)[:4], design="crossover", washout_days=14, readers=1)
+        reader = store.sign_in(codes["R1"])
+        for case_id, mode in store.reading_order(reader.id)[1]:
+            store.record_read(reader.id, case_id, mode, "3", 20)
+    at = page("study_read")
+    at.text_input(key="reader_code").input(codes["R1"])
+    click(at, "Start reading")
+    assert not at.exception, at.exception
+    assert "Session 2 opens on" in texts(at)
+    assert not [button for button in at.button if button.label.startswith("Lock")]

@@ -272,3 +272,12 @@ def test_add_reader_gets_own_order(tmp_path):
         assert len(store.reading_order(reader.id)[1]) == 6
         with pytest.raises(StudyStoreError, match="already has a reader"):
             store.add_reader(info.id, "Late Reader")
+
+
+def test_sqlite_store_uses_wal_and_full_sync(tmp_path):
+    with StudyStore(tmp_path / "s.sqlite3") as store:
+        with store.engine.connect() as connection:
+            journal = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+            synchronous = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+    assert journal == "wal"
+    assert synchronous == 2  # FULL
