@@ -1,7 +1,7 @@
 """One-case report of a second read: a PNG page (also as PDF) and a JSON record.
 
-The report holds the images with the lesion box, the Grad-CAM heatmaps, the model's numbers, the
-radiologist's reads, the model version and the research-use statement. It never holds a patient
+The report contains the images with the lesion box, the Grad-CAM heatmaps, the model's numbers, the
+radiologist's reads, the model version and the research-use statement. It never contains a patient
 identifier: :class:`mpmmu.records.ImageRecord` carries none, and the report adds only image hashes,
 laterality, view and size.
 """
@@ -73,7 +73,7 @@ def probability_band(p_malignant: float, threshold: float) -> Band:
 
 
 def is_no_call(prediction: Prediction) -> bool:
-    """Whether the base learners disagree enough that the case falls in the no-call zone."""
+    """Return whether the base learners disagree enough to put the case in the no-call zone."""
     return prediction.agreement < NO_CALL_AGREEMENT
 
 

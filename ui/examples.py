@@ -89,7 +89,7 @@ def _real_examples(root: Path) -> list[ExampleCase]:
 
 @st.cache_data(show_spinner=False)
 def list_examples(root: str) -> list[ExampleCase]:
-    """Return the synthetic examples, then real pseudo-pairs when ``root`` holds BUS-BRA and mini-MIAS."""
+    """Return the synthetic examples, then real pseudo-pairs when ``root`` contains BUS-BRA and mini-MIAS."""
     examples = [
         ExampleCase(key=f"synthetic-{label}-{seed}", kind="synthetic", label=label, seed=seed, description=f"seed {seed}")
         for label, seed in SYNTHETIC_CASES
@@ -124,7 +124,7 @@ def load_example(example: ExampleCase) -> tuple[ImageRecord, ImageRecord, tuple,
     if example.kind == "synthetic":
         case = make_synthetic_case(example.label, example.seed)
         mammogram = read_image(_png_bytes(case.mammogram))
-        # The generator knows the side it drew; a PNG cannot say so.
+        # The generator returns the side it drew, which a PNG cannot store.
         mammogram = dataclasses.replace(mammogram, laterality=case.laterality)
         ultrasound = read_image(_png_bytes(case.ultrasound))
         return mammogram, ultrasound, tuple(case.mammogram_roi), tuple(case.ultrasound_roi)

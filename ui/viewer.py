@@ -16,7 +16,7 @@ from mpmmu.i18n import t
 from mpmmu.io import apply_window, read_image
 from mpmmu.pipeline import Pipeline
 from mpmmu.records import ImageRecord
-from mpmmu.viz import box_from_selection, image_figure
+from mpmmu.viz import box_from_selection, display_image, encode_image, image_figure
 from mpmmu.viz.figures import DISPLAY_MAX_SIDE
 from ui import state
 
@@ -164,8 +164,8 @@ def _roi_controls(slot: str, record: ImageRecord, chart_key: str, default_roi: t
         st.session_state[keys["x"]], st.session_state[keys["y"]] = int(x), int(y)
         st.session_state[keys["w"]], st.session_state[keys["h"]] = int(w), int(h)
 
-    # A box drawn on the image arrives as the chart's selection on the next rerun; copy it into the
-    # number inputs before they are drawn, and only once, so typing a value afterwards sticks.
+    # A box drawn on the image arrives as the chart's selection on the next rerun. It is copied into
+    # the number inputs before they are drawn, and only once, so a value typed afterwards sticks.
     event = st.session_state.get(chart_key)
     drawn = box_from_selection(event.get("selection", {}), record.shape) if event else None
     if drawn is not None and drawn != st.session_state.get(keys["applied"]):
@@ -209,6 +209,18 @@ def crop_box(record: ImageRecord, modality: str, roi, pipeline: Pipeline) -> tup
     return box
 
 
+def _encoded(slot: str, record: ImageRecord, display: np.ndarray) -> str:
+    """Return the PNG data URI of ``display``, re-encoded only when the windowed pixels change."""
+    memo = state.memo()
+    digest = hashlib.blake2b(np.ascontiguousarray(display).tobytes(), digest_size=16).hexdigest()
+    key = ("encoded", slot)
+    cached = memo.get(key)
+    if cached is None or cached[0] != digest:
+        cached = (digest, encode_image(display_image(display), "png"))
+        memo[key] = cached
+    return cached[1]
+
+
 def describe(record: ImageRecord, lang: str) -> str:
     """Return one caption line with laterality, view, size, format and pixel spacing."""
     laterality = {"L": t("second_read.left", lang), "R": t("second_read.right", lang)}.get(
@@ -250,7 +262,15 @@ def image_panel(
     roi, draw = _roi_controls(slot, record, chart_key, default_roi, lang)
     crop = crop_box(record, slot, roi, pipeline)
 
-    figure = image_figure(display, original_shape=record.shape, roi=roi, crop_box=crop, selectable=draw, height=460)
+    figure = image_figure(
+        display,
+        original_shape=record.shape,
+        roi=roi,
+        crop_box=crop,
+        selectable=draw,
+        height=460,
+        source=_encoded(slot, record, display),
+    )
     with image_area:
         st.plotly_chart(
             figure,

@@ -3,7 +3,7 @@
 Messages live in TOML files under ``messages/``, one file per section (``common.toml``,
 ``second_read.toml``, ``model_card.toml``, ...), so that each page's owner edits only their own
 file. A key is ``<section>.<name>``: the table ``[verdict_band]`` in ``second_read.toml`` is
-``second_read.verdict_band``. Each table holds one string per language code::
+``second_read.verdict_band``. Each table contains one string per language code::
 
     [verdict_band]
     en = "Probability {percent}"
@@ -78,7 +78,7 @@ def t(key: str, lang: str = DEFAULT_LANGUAGE, **kwargs: Any) -> str:
     """Return the message ``key`` in language ``lang`` with ``kwargs`` filled in.
 
     A message missing in ``lang`` falls back to English with a logged warning, so a half-finished
-    translation never breaks a page; the catalogue test keeps both languages complete.
+    translation never breaks a page. The catalogue test keeps both languages complete.
 
     Parameters
     ----------

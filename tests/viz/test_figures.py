@@ -9,6 +9,8 @@ import pytest
 from mpmmu.viz import (
     box_from_selection,
     channel_weight_chart,
+    display_image,
+    encode_image,
     image_figure,
     probability_bars,
     probability_gauge,
@@ -47,9 +49,11 @@ def test_probability_gauge_shows_percent():
 
 def test_channel_weight_chart_sorts_descending():
     weights = np.array([0.1, 0.9, 0.5, 0.3])
-    bar = channel_weight_chart(weights, top_k=2).data[0]
-    assert list(bar.y) == pytest.approx([0.9, 0.5, 0.3, 0.1])
-    assert list(bar.customdata) == [1, 2, 3, 0]
+    figure = channel_weight_chart(weights, top_k=2)
+    line, top = figure.data
+    assert list(line.y) == pytest.approx([0.9, 0.5, 0.3, 0.1])
+    assert list(line.customdata) == [1, 2, 3, 0]
+    assert list(top.customdata) == [1, 2]
 
 
 def test_roc_figure_labels_auc():
@@ -115,3 +119,15 @@ def test_roc_curves_reads_both_layouts():
     assert sorted(curves) == ["stacking", "ultrasound_only"]
     assert curves["stacking"]["auc"] == 0.8
     assert curves["ultrasound_only"]["tpr"] == [0, 0.9, 1]
+
+
+def test_image_figure_reuses_given_source():
+    image = np.zeros((64, 48), dtype=np.float32)
+    source = encode_image(display_image(image), "png")
+    figure = image_figure(image, source=source, roi=(1, 2, 3, 4))
+    assert figure.data[0].source == source
+
+
+def test_encode_image_jpeg_data_uri():
+    uri = encode_image(np.zeros((8, 8, 3), dtype=np.uint8), "jpeg")
+    assert uri.startswith("data:image/jpeg;base64,")
