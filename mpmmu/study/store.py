@@ -74,6 +74,7 @@ from mpmmu.study.records import (
 
 logger = logging.getLogger(__name__)
 
+
 def _check_reader_name(name: str) -> str:
     cleaned = str(name).strip()
     if not cleaned or len(cleaned) > 100 or any(char in cleaned for char in ",\r\n") or cleaned == "-1":
@@ -119,6 +120,9 @@ class StudyStore:
                 self.schema_version = migrations.upgrade(self.engine)
             else:
                 self.schema_version = migrations.current_version(self.engine)
+        except StudyStoreError:
+            self.engine.dispose()
+            raise
         except OperationalError as error:
             self.engine.dispose()
             raise StudyStoreError(
@@ -197,8 +201,9 @@ class StudyStore:
         Raises
         ------
         StudyStoreError
-            On a duplicate study name, an unknown design, a case without a label, duplicate case
-            ids, a study without both benign and malignant cases, or invalid reader names.
+            On a duplicate study name, an unknown design, a seed outside [0, 2**31), a case
+            without a label, duplicate case ids or ids with a comma, a study without both benign
+            and malignant cases, or invalid reader names.
         """
         check_design(design, washout_days)
         name = str(name).strip()
@@ -207,7 +212,15 @@ class StudyStore:
         rows = list(rows)
         if not rows:
             raise StudyStoreError("the manifest has no cases; a study needs at least one benign and one malignant case")
+        if not 0 <= int(seed) < 2**31:
+            raise StudyStoreError(f"seed {seed} is invalid; use an integer from 0 to 2147483647")
         case_ids = [row.case_id for row in rows]
+        unreadable = [case_id for case_id in case_ids if any(char in case_id for char in ",\r\n")]
+        if unreadable:
+            raise StudyStoreError(
+                f"case id {unreadable[0]!r} contains a comma or line break, which the iMRMC export "
+                "cannot write; rename the case in the manifest"
+            )
         duplicates = sorted({case_id for case_id in case_ids if case_ids.count(case_id) > 1})
         if duplicates:
             raise StudyStoreError(f"case ids must be unique in a study, repeated: {duplicates[:5]}")

@@ -95,6 +95,8 @@ def test_create_study_hashes_image_files(synthetic_manifest, tmp_path):
         (make_rows(), {"design": "sequential", "washout_days": 7}, "no washout"),
         (make_rows(), {"readers": ["R1", "R1"]}, "unique"),
         (make_rows(), {"readers": ["a,b"]}, "without commas"),
+        (make_rows(), {"seed": 2**31}, "seed 2147483648 is invalid"),
+        ([CaseRow("a,1", "p", None, None, "benign"), *make_rows()], {}, "contains a comma"),
     ],
 )
 def test_create_study_raises_invalid_input(tmp_path, rows, kwargs, message):
