@@ -1,7 +1,8 @@
-"""Study analysis: the organiser picks a finished study and reviews per-reader and reader-averaged AUCs
-unaided and aided beside the AI alone, the MRMC tests (Obuchowski-Rockette with jackknife and
-DeLong covariances, Dorfman-Berbaum-Metz), sensitivity and specificity at BI-RADS 4A, changes of
-mind, reading time and ROC curves, and downloads the iMRMC and RJafroc exports.
+"""Study analysis: the organiser picks a finished study and compares the readers without and with
+the AI. The page shows per-reader and reader-averaged AUCs beside the AI alone, the MRMC tests
+(Obuchowski-Rockette with jackknife and DeLong covariances, Dorfman-Berbaum-Metz), sensitivity
+and specificity at BI-RADS 4A, changes of mind, reading time and ROC curves. The organiser
+downloads the iMRMC and RJafroc exports here.
 """
 
 from __future__ import annotations

@@ -2,13 +2,13 @@
 
 A study contains its cases (from a case manifest), its readers and, per reader, one reading session
 (sequential design) or two (crossover design). Each session lists its cases in the reader's
-randomised order (:class:`Assignment`); each rating a reader locks is a :class:`Read`; everything
+randomised order (:class:`Assignment`). Each rating a reader locks is a :class:`Read`. Everything
 else the reader does (sign-in, case opened, AI result shown, heatmap opened) is an
 :class:`Event`. Trainees' quiz answers on the teaching page are :class:`QuizAttempt` rows.
 
 No table has a column for a patient identifier: a case is its manifest ``case_id`` and the
 SHA-256 of its image files. The tables are created and upgraded by
-:mod:`mpmmu.study.migrations`, never by ``metadata.create_all``, so that every database carries
+:mod:`mpmmu.study.migrations`, never from these models' metadata, so that every database carries
 a schema version.
 """
 
