@@ -250,6 +250,8 @@ def _binary_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def _autocast(device: torch.device, amp: bool):
+    # NOTE: the CUDA branch (bfloat16 or float16 with GradScaler) has not run on a GPU yet; the
+    # tests cover the CPU path only.
     if device.type == "cuda" and amp:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast(device_type="cuda", dtype=dtype)
