@@ -215,3 +215,13 @@ def test_bundle_create_raises_unavailable_fusion(parts):
 
     with pytest.raises(BundleError, match="fusion must be"):
         Bundle.create(**parts)
+
+
+def test_bundle_save_deflates_ensembles(saved_bundle):
+    import zipfile
+
+    with zipfile.ZipFile(saved_bundle / "ensembles" / "stacking.skops") as archive:
+        members = archive.infolist()
+
+    assert members
+    assert all(member.compress_type == zipfile.ZIP_DEFLATED for member in members)
