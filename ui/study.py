@@ -20,7 +20,6 @@ from mpmmu.i18n import t
 from mpmmu.io import read_image
 from mpmmu.records import ImageRecord, Prediction
 from mpmmu.study.store import StudyStore, default_url
-from ui.loaders import bundle_dir, get_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +134,9 @@ def show_images(records: dict[str, ImageRecord], lang: str, heatmaps: dict[str, 
 
 def pipeline_available() -> bool:
     """Return whether a model bundle folder exists where the app looks for one."""
+    # ui.loaders imports torch through mpmmu.pipeline, so pages without a model skip it.
+    from ui.loaders import bundle_dir
+
     return bundle_dir().is_dir()
 
 
@@ -145,6 +147,8 @@ def predict_case(row: CaseRow, records: dict[str, ImageRecord], lang: str, *, ex
     cached: Any = memo.get(key)
     if cached is not None and (cached.heatmaps or not explain):
         return cached
+    from ui.loaders import get_pipeline
+
     pipeline = get_pipeline(lang)
     with st.spinner(t("study.ai_running", lang)):
         prediction = pipeline.predict(

@@ -54,14 +54,21 @@ def study_cases(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def study_env(monkeypatch, tmp_path, tiny_bundle) -> str:
-    """A fresh study database, the organiser password and the tiny model bundle."""
+def study_env(monkeypatch, tmp_path) -> str:
+    """A fresh study database and the organiser password, with no model bundle."""
     url = f"sqlite:///{tmp_path / 'pages.sqlite3'}"
     monkeypatch.setenv("MPMMU_STUDY_DB", url)
     monkeypatch.setenv("MPMMU_ADMIN_PASSWORD", PASSWORD)
-    monkeypatch.setenv("MPMMU_BUNDLE", str(tiny_bundle))
+    monkeypatch.setenv("MPMMU_BUNDLE", str(tmp_path / "no-bundle"))
     monkeypatch.setenv("MPMMU_CACHE", str(tmp_path / "cache"))
     return url
+
+
+@pytest.fixture()
+def model_env(study_env, monkeypatch, tiny_bundle) -> str:
+    """The study environment of :func:`study_env` with the tiny model bundle."""
+    monkeypatch.setenv("MPMMU_BUNDLE", str(tiny_bundle))
+    return study_env
 
 
 def simulated_reads(store: StudyStore, study_id: int, seed: int = 0) -> None:
@@ -92,7 +99,8 @@ def test_study_setup_rejects_wrong_password(study_env):
     assert "New study" not in texts(at)
 
 
-def test_study_end_to_end_in_app(study_env, study_cases):
+def test_study_end_to_end_in_app(model_env, study_cases):
+    study_env = model_env
     # 1. The organiser creates a 3-reader, 20-case study.
     at = sign_in_admin(page("study_setup"))
     at.text_input(key="study_name").input("app-study")
@@ -190,7 +198,7 @@ def test_study_read_rejects_unknown_code(study_env):
     assert "invitation code is not valid" in texts(at)
 
 
-def test_teaching_quiz_reveal_and_score(study_env, study_cases, monkeypatch):
+def test_teaching_quiz_reveal_and_score(model_env, study_cases, monkeypatch):
     monkeypatch.setenv("MPMMU_TEACHING_MANIFEST", str(study_cases))
     at = page("teaching")
     assert "Enter your name" in texts(at)
@@ -217,7 +225,8 @@ def test_teaching_quiz_reveal_and_score(study_env, study_cases, monkeypatch):
     assert "Case 2 of 20" in texts(at)
 
 
-def test_study_cli_ai_scores_cases_with_bundle(study_env, study_cases, tiny_bundle, capsys):
+def test_study_cli_ai_scores_cases_with_bundle(model_env, study_cases, tiny_bundle, capsys):
+    study_env = model_env
     # The CLI path of the AI-alone result: Pipeline.predict on every case of the study's manifest.
     from mpmmu.cli import main
 
@@ -242,4 +251,18 @@ def test_study_read_crossover_waits_for_washout(study_env, study_cases):
     click(at, "Start reading")
     assert not at.exception, at.exception
     assert "Session 2 opens on" in texts(at)
+    assert not [button for button in at.button if button.label.startswith("Lock")]
+
+
+def test_study_read_aided_without_model_or_ai_result_explains(study_env, study_cases):
+    with StudyStore(study_env) as store:
+        _, codes = store.create_study("no-model", read_manifest(study_cases)[:4], readers=1, manifest_path=study_cases)
+        reader = store.sign_in(codes["R1"])
+        first_case = store.reading_order(reader.id)[1][0][0]
+        store.record_read(reader.id, first_case, "unaided", "3", 20)
+    at = page("study_read")
+    at.text_input(key="reader_code").input(codes["R1"])
+    click(at, "Start reading")
+    assert not at.exception, at.exception
+    assert "This case has no AI result and no model bundle is installed" in texts(at)
     assert not [button for button in at.button if button.label.startswith("Lock")]
