@@ -53,8 +53,8 @@ def run(capsys, *args: str) -> str:
     return captured.out
 
 
-def test_cli_study_end_to_end(synthetic_manifest, tmp_path, capsys):
-    db = str(tmp_path / "study.sqlite3")
+def test_cli_study_end_to_end(synthetic_manifest, tmp_path, capsys, store_url):
+    db = store_url
     reads, ai = simulate_reads(synthetic_manifest, ["R1", "R2", "R3"], seed=1)
     predictions = write_csv(
         tmp_path / "predictions.csv",
