@@ -176,8 +176,7 @@ def run_one_case(args: argparse.Namespace) -> int:
 def run_manifest(args: argparse.Namespace) -> int:
     """Score every case of --manifest into --out; exit 1 when a case failed."""
     from mpmmu.data import read_manifest
-    from mpmmu.pipeline import Pipeline
-    from mpmmu.pipeline.pipeline import write_predictions
+    from mpmmu.pipeline import Pipeline, write_predictions
 
     if args.out is None:
         raise ModelInputError("--manifest needs --out, the CSV file for the predictions")

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
-from mpmmu.pipeline.bundle import Bundle, check_versions, file_sha256, installed_versions
-from mpmmu.pipeline.pipeline import Pipeline, select_device
+from mpmmu.pipeline.bundle import Bundle, check_versions, content_version, file_sha256, installed_versions
+from mpmmu.pipeline.pipeline import (
+    PREDICTION_COLUMNS,
+    CaseResult,
+    Pipeline,
+    describe_device,
+    select_device,
+    write_predictions,
+)
 
-__all__ = ["Bundle", "Pipeline", "check_versions", "file_sha256", "installed_versions", "select_device"]
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "Bundle",
+    "CaseResult",
+    "Pipeline",
+    "check_versions",
+    "content_version",
+    "describe_device",
+    "file_sha256",
+    "installed_versions",
+    "select_device",
+    "write_predictions",
+]
