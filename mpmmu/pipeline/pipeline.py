@@ -68,11 +68,11 @@ class BranchResult:
 class Pipeline:
     """A loaded bundle ready to score cases.
 
-    Load it once and share it across threads. :meth:`predict` changes no attribute of the
-    pipeline or of its networks, and it creates its Grad-CAM hooks per call on a copy of the
-    module tree and releases them before returning. The branch forward passes are serialised by
-    a lock because the attention modules store their latest gate as an attribute, which a
-    concurrent call would overwrite.
+    Load it once and share it across threads. :meth:`predict` changes no parameter, buffer or
+    hook of the networks, and it creates its Grad-CAM hooks per call on a copy of the module tree
+    and releases them before returning. The one attribute it writes is the latest gate that the
+    attention modules store during a forward pass, so the branch forward passes are serialised
+    by a lock and each call reads its own gate.
 
     Parameters
     ----------
