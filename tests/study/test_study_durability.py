@@ -42,7 +42,7 @@ def make_rows(n: int) -> list[CaseRow]:
 
 
 def test_writer_killed_mid_session_loses_no_committed_read(store_url):
-    rows = make_rows(40)
+    rows = make_rows(60)
     with StudyStore(store_url) as store:
         info, codes = store.create_study("durable", rows, readers=1, image_hashes={row.case_id: (None, None) for row in rows})
 
@@ -73,7 +73,7 @@ def test_writer_killed_mid_session_loses_no_committed_read(store_url):
         stored = {(read.case_id, read.mode, str(read.probability)) for read in store.reads(info.id)}
         next_task = store.next_task(store.readers(info.id)[0].id)
     assert set(reported) <= stored
-    assert len(stored) < 80, "the writer finished before it was killed"
+    assert len(stored) < 120, "the writer finished before it was killed"
     # The store is consistent after the crash: the reader resumes at the first missing read.
     assert isinstance(next_task, Task)
     assert len(stored) == next_task.reads_done
