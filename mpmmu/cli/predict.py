@@ -123,13 +123,18 @@ def _parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
     return None if text is None else parse_roi(text)
 
 
-def save_overlays(prediction: Any, images: dict[str, Any], directory: Path, stem: str) -> dict[str, str]:
-    """Save one Grad-CAM overlay PNG per modality and return the paths by modality."""
+def save_overlays(
+    prediction: Any, images: dict[str, Any], directory: Path, stems: dict[str, str]
+) -> dict[str, str]:
+    """Save one Grad-CAM overlay PNG per modality as ``<image stem>-<modality>-gradcam.png``.
+
+    Returns the paths by modality.
+    """
     from mpmmu.explain import overlay, save_png
 
     files = {}
     for modality, heatmap in prediction.heatmaps.items():
-        path = directory / f"{stem}-{modality}-gradcam.png"
+        path = directory / f"{stems[modality]}-{modality}-gradcam.png"
         save_png(overlay(images[modality].pixels, heatmap), path)
         files[modality] = str(path)
     return files
@@ -163,8 +168,8 @@ def run_one_case(args: argparse.Namespace) -> int:
         ultrasound_roi=ultrasound_roi,
         explain=not args.no_heatmaps,
     )
-    stem = (args.ultrasound or args.mammogram).stem
-    heatmap_files = save_overlays(prediction, images, args.heatmap_dir, stem)
+    stems = {modality: path.stem for modality, path in (("mammography", args.mammogram), ("ultrasound", args.ultrasound)) if path}
+    heatmap_files = save_overlays(prediction, images, args.heatmap_dir, stems)
 
     if args.json:
         print(json.dumps(prediction_to_dict(prediction, heatmap_files), indent=2))

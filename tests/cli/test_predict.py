@@ -43,8 +43,8 @@ def test_predict_json_has_required_fields(tiny_bundle_dir, case, tmp_path, capsy
     assert set(output["votes"]) == {"logistic_regression", "svm", "random_forest", "extra_trees", "meta_mlp"}
     assert output["model_version"].startswith("mpmmu-")
     assert output["roi_used"] == {"mammography": True, "ultrasound": True}
-    for modality in ("mammography", "ultrasound"):
-        assert (tmp_path / f"{case.ultrasound_path.stem}-{modality}-gradcam.png").is_file()
+    for modality, image_path in (("mammography", case.mammogram_path), ("ultrasound", case.ultrasound_path)):
+        assert (tmp_path / f"{image_path.stem}-{modality}-gradcam.png").is_file()
         assert output["heatmaps"][modality].endswith(f"{modality}-gradcam.png")
 
 
