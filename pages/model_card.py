@@ -7,13 +7,21 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from mpmmu.i18n import t
+from mpmmu.i18n import catalogue, t
 from mpmmu.viz import results_table, roc_curves, roc_figure
 from ui.layout import page_frame
 from ui.loaders import bundle_dir, get_pipeline
 from ui.viewer import PLOTLY_CONFIG
 
 lang = page_frame()
+
+
+def name_of(kind: str, name: str) -> str:
+    """Return the translated name of an evaluation set or model, or ``name`` when none is catalogued."""
+    key = f"model_card.{kind}_{name}"
+    return t(key, lang) if key in catalogue() else name
+
+
 st.title(t("model_card.title", lang))
 pipeline = get_pipeline(lang)
 metadata = pipeline.metadata
@@ -54,25 +62,33 @@ st.warning(t("common.pseudo_pair_caveat", lang))
 st.markdown(t("model_card.pseudo_pairing_text", lang))
 
 st.header(t("model_card.results", lang))
+st.caption(t("model_card.results_caption", lang))
 rows = results_table(metadata)
 if rows:
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    table = pd.DataFrame(rows)
+    table["evaluation_set"] = table["evaluation_set"].map(lambda name: name_of("set", name))
+    table["model"] = table["model"].map(lambda name: name_of("model", name))
+    table = table.rename(columns={"evaluation_set": t("model_card.column_set", lang), "model": t("model_card.column_model", lang)})
+    st.dataframe(table, hide_index=True)
 else:
     st.info(t("model_card.no_results", lang))
+
 curves = roc_curves(metadata)
 if curves:
-    labels = {name: t(f"common.fusion_{name}", lang) if name in ("stacking", "late_fusion", "mammography_only", "ultrasound_only") else name for name in curves}
-    st.plotly_chart(
-        roc_figure(
-            curves,
-            title=t("model_card.roc_title", lang),
-            x_label=t("model_card.roc_x", lang),
-            y_label=t("model_card.roc_y", lang),
-            curve_labels=labels,
-        ),
-        config=PLOTLY_CONFIG,
-        key="roc",
-    )
+    tabs = st.tabs([name_of("set", name) or t("model_card.roc_title", lang) for name in curves])
+    for tab, (evaluation_set, models) in zip(tabs, curves.items()):
+        with tab:
+            st.plotly_chart(
+                roc_figure(
+                    models,
+                    title=t("model_card.roc_title", lang),
+                    x_label=t("model_card.roc_x", lang),
+                    y_label=t("model_card.roc_y", lang),
+                    curve_labels={name: name_of("model", name) for name in models},
+                ),
+                config=PLOTLY_CONFIG,
+                key=f"roc_{evaluation_set}",
+            )
 else:
     st.info(t("model_card.no_roc", lang))
 

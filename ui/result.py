@@ -245,32 +245,51 @@ def _run_details(prediction: Prediction, elapsed: float, lang: str) -> None:
         st.caption(t("second_read.model_version", lang, version=prediction.model_version, fusion=prediction.fusion))
 
 
-def _report(report: CaseReport, lang: str) -> None:
+def _report_file(slot: dict, kind: str, lang: str) -> bytes | str:
+    """Build one report file from the session's current result, when the reader clicks."""
+    report = slot.get("report")
+    if report is None:
+        # The result was replaced between drawing the button and the click.
+        return b""
+    if kind == "pdf":
+        return report_pdf(report, lang)
+    if kind == "png":
+        return report_png(report, lang)
+    return report_json(report)
+
+
+def _report(slot: dict, lang: str) -> None:
     st.subheader(t("second_read.report", lang))
     st.caption(t("second_read.report_caption", lang))
-    stem = f"mpmmu-report-{report.created_at:%Y%m%d-%H%M%S}"
+    stem = f"mpmmu-report-{slot['report'].created_at:%Y%m%d-%H%M%S}"
     columns = st.columns(3)
-    # Callables: the files are built only when the reader clicks, not on every rerun.
-    columns[0].download_button(
-        t("second_read.download_pdf", lang), functools.partial(report_pdf, report, lang), file_name=f"{stem}.pdf", mime="application/pdf", key="report_pdf"
-    )
-    columns[1].download_button(
-        t("second_read.download_png", lang), functools.partial(report_png, report, lang), file_name=f"{stem}.png", mime="image/png", key="report_png"
-    )
-    columns[2].download_button(
-        t("second_read.download_json", lang), functools.partial(report_json, report), file_name=f"{stem}.json", mime="application/json", key="report_json"
-    )
+    # Callables build the files only on a click. They read the report from the slot rather than
+    # holding it, so a stored callable never keeps an old result's heatmaps in memory.
+    files = (("pdf", "application/pdf"), ("png", "image/png"), ("json", "application/json"))
+    for column, (kind, mime) in zip(columns, files):
+        column.download_button(
+            t(f"second_read.download_{kind}", lang),
+            functools.partial(_report_file, slot, kind, lang),
+            file_name=f"{stem}.{kind}",
+            mime=mime,
+            key=f"report_{kind}",
+        )
 
 
 def render_result(
-    prediction: Prediction,
-    elapsed: float,
+    slot: dict,
     records: Mapping[str, ImageRecord | None],
     displays: Mapping[str, np.ndarray],
     rois: Mapping[str, tuple | None],
     lang: str,
 ) -> None:
-    """Show one analysis: headline, per-modality probabilities, votes, heatmaps, details, report."""
+    """Show one analysis: headline, per-modality probabilities, votes, heatmaps, details, report.
+
+    ``slot`` is the session's result dict (:func:`ui.state.result_slot`); the report drawn from
+    it is stored back under ``"report"`` for the download buttons.
+    """
+    prediction: Prediction = slot["prediction"]
+    elapsed: float = slot["elapsed"]
     st.header(t("second_read.result", lang))
     _headline(prediction, lang)
     if prediction.warnings:
@@ -284,7 +303,7 @@ def render_result(
     if prediction.pseudo_paired_training:
         st.caption(t("common.pseudo_pair_caveat", lang))
     _run_details(prediction, elapsed, lang)
-    report = CaseReport(
+    slot["report"] = CaseReport(
         prediction=prediction,
         mammogram=records.get("mammography"),
         ultrasound=records.get("ultrasound"),
@@ -293,4 +312,4 @@ def render_result(
         initial_read=st.session_state.get(state.READ_INITIAL),
         revised_read=st.session_state.get(state.READ_REVISED),
     )
-    _report(report, lang)
+    _report(slot, lang)

@@ -11,7 +11,8 @@ from mpmmu.i18n import DEFAULT_LANGUAGE
 LANG = "lang"
 CASE_SOURCE = "case_source"
 EXAMPLE = "example_case"
-#: (case key, Prediction, wall seconds of the Analyse click) of the last analysis.
+#: The last analysis: a dict with "case_key", "prediction", "elapsed" (seconds) and "report",
+#: emptied and refilled in place (see :func:`result_slot`).
 RESULT = "result"
 #: The radiologist's own read: {"birads", "probability", "locked_at"}; one before, one after revising.
 READ_INITIAL = "reader_initial"
@@ -25,7 +26,6 @@ MEMO = "memo"
 
 _DEFAULTS: dict[str, Any] = {
     LANG: DEFAULT_LANGUAGE,
-    RESULT: None,
     READ_INITIAL: None,
     READ_REVISED: None,
     READ_CASE: None,
@@ -38,6 +38,7 @@ def init_state() -> None:
     for key, value in _DEFAULTS.items():
         st.session_state.setdefault(key, value)
     st.session_state.setdefault(MEMO, {})
+    st.session_state.setdefault(RESULT, {})
 
 
 def lang() -> str:
@@ -53,3 +54,13 @@ def slot_key(slot: str, name: str) -> str:
 def memo() -> dict[str, Any]:
     """Return this session's memo dict for derived data (decoded uploads, display copies)."""
     return st.session_state.setdefault(MEMO, {})
+
+
+def result_slot() -> dict[str, Any]:
+    """Return this session's result dict.
+
+    The dict is changed in place, never replaced: Streamlit's reference cycles (old script-run
+    contexts holding old session-state snapshots) then point at the same, emptied dict instead of
+    keeping every earlier result's full-size heatmaps alive until the next cycle collection.
+    """
+    return st.session_state.setdefault(RESULT, {})

@@ -182,3 +182,61 @@ def test_app_broken_bundle_says_what_to_do(monkeypatch, tmp_path):
     at.run()
     assert not at.exception
     assert "could not be loaded" in at.error[0].value
+
+
+def _roi_key(app: AppTest, modality: str, name: str) -> str:
+    return next(
+        widget.key
+        for widget in (*app.checkbox, *app.number_input)
+        if widget.key and widget.key.startswith(f"{modality}_roi_") and widget.key.endswith(f"_{name}")
+    )
+
+
+def test_second_read_entered_roi_reaches_model(app, case_files):
+    _upload(app, case_files, {"mammography": "IM000001", "ultrasound": "us.png"})
+    app.checkbox(key=_roi_key(app, "ultrasound", "on")).check().run()
+    app.number_input(key=_roi_key(app, "ultrasound", "x")).set_value(60)
+    app.number_input(key=_roi_key(app, "ultrasound", "y")).set_value(70)
+    app.number_input(key=_roi_key(app, "ultrasound", "w")).set_value(100)
+    app.number_input(key=_roi_key(app, "ultrasound", "h")).set_value(80).run()
+    assert not app.exception
+
+    app.button(key="analyse").click().run()
+    assert not app.exception
+    result = app.session_state["result"]
+    prediction = result["prediction"]
+    assert result["case_key"][2] == (60, 70, 100, 80)
+    assert prediction.roi_used["ultrasound"] is True
+    assert prediction.roi_used["mammography"] is False
+
+
+def test_second_read_window_sliders_and_presets(app, case_files):
+    _upload(app, case_files, {"mammography": "IM000001", "ultrasound": "us.png"})
+    center = next(slider for slider in app.slider if slider.key and slider.key.startswith("mammography_center_"))
+    width = next(slider for slider in app.slider if slider.key and slider.key.startswith("mammography_width_"))
+    assert center.value == pytest.approx(2048.0, abs=1.0)
+    assert width.value == pytest.approx(4096.0, abs=10.0)
+
+    center.set_value(1000.0).run()
+    assert not app.exception
+    preset = next(box for box in app.selectbox if box.key and box.key.startswith("mammography_preset_"))
+    preset.set_value(-1).run()
+    assert not app.exception
+    center = next(slider for slider in app.slider if slider.key and slider.key.startswith("mammography_center_"))
+    assert center.value != pytest.approx(1000.0)
+
+
+def test_second_read_real_example_when_data_present(app_env, bus_bra_dir, mini_mias_dir, monkeypatch):
+    monkeypatch.setenv("MPMMU_DATA", str(bus_bra_dir.parent))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.radio(key="case_source").set_value("example").run()
+    options = at.selectbox(key="example_case").options
+    real = [index for index, option in enumerate(options) if option.startswith("Real pseudo-pair")]
+    assert len(real) == 4
+    at.selectbox(key="example_case").select_index(real[-1]).run()
+    assert not at.exception
+    assert any("two different women" in caption.value for caption in at.caption)
+    at.button(key="analyse").click().run()
+    assert not at.exception
+    assert any(metric.label == "Probability of malignancy" for metric in at.metric)

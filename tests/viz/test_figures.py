@@ -104,21 +104,55 @@ def test_box_from_selection_none_without_box():
 def test_results_table_flattens_confidence_intervals():
     metadata = {"metrics": {"stacking": {"auc": 0.8, "auc_ci": [0.7, 0.9], "sensitivity": 0.75}, "late_fusion": 0.82}}
     rows = results_table(metadata)
-    assert rows[0] == {"model": "stacking", "auc": 0.8, "auc_ci_low": 0.7, "auc_ci_high": 0.9, "sensitivity": 0.75}
-    assert rows[1] == {"model": "late_fusion", "auc": 0.82}
+    assert rows[0] == {"evaluation_set": "", "model": "stacking", "auc": 0.8, "auc_ci_low": 0.7, "auc_ci_high": 0.9, "sensitivity": 0.75}
+    assert rows[1] == {"evaluation_set": "", "model": "late_fusion", "auc": 0.82}
 
 
-def test_roc_curves_reads_both_layouts():
+TRAINED_METRICS = {
+    "validation_out_of_fold": {"stacking": {"auc": 0.7}},
+    "test": {
+        "ultrasound_images": {"ultrasound_only": {"n": 180, "auc": 0.88, "delong_low": 0.83, "delong_high": 0.92}},
+        "pairs_ultrasound_seed0": {"stacking": {"n": 180, "auc": 0.71}, "late_fusion": {"n": 180, "auc": 0.86}},
+    },
+    "roc": {
+        "ultrasound_images": {"ultrasound_only": {"fpr": [0, 0.1, 1], "tpr": [0, 0.8, 1]}},
+        "pairs_ultrasound_seed0": {"stacking": {"fpr": [0, 1], "tpr": [0, 1]}},
+    },
+}
+
+
+def test_results_table_reads_training_layout():
+    rows = results_table({"metrics": TRAINED_METRICS})
+    assert [(row["evaluation_set"], row["model"]) for row in rows] == [
+        ("ultrasound_images", "ultrasound_only"),
+        ("pairs_ultrasound_seed0", "stacking"),
+        ("pairs_ultrasound_seed0", "late_fusion"),
+    ]
+    assert list(rows[0]) == ["evaluation_set", "model", "n", "auc", "delong_low", "delong_high"]
+
+
+def test_roc_curves_reads_training_layout():
+    curves = roc_curves({"metrics": TRAINED_METRICS})
+    assert sorted(curves) == ["pairs_ultrasound_seed0", "ultrasound_images"]
+    assert curves["ultrasound_images"]["ultrasound_only"]["auc"] == 0.88
+    assert curves["pairs_ultrasound_seed0"]["stacking"]["tpr"] == [0, 1]
+
+
+def test_roc_curves_reads_flat_layout():
     metadata = {
         "metrics": {
             "stacking": {"auc": 0.8, "roc": {"fpr": [0, 1], "tpr": [0, 1]}},
             "roc": {"ultrasound_only": {"fpr": [0, 0.5, 1], "tpr": [0, 0.9, 1], "auc": 0.9}},
         }
     }
-    curves = roc_curves(metadata)
+    curves = roc_curves(metadata)[""]
     assert sorted(curves) == ["stacking", "ultrasound_only"]
     assert curves["stacking"]["auc"] == 0.8
     assert curves["ultrasound_only"]["tpr"] == [0, 0.9, 1]
+
+
+def test_roc_curves_empty_without_curves():
+    assert roc_curves({"metrics": {"stacking": {"auc": 0.8}}}) == {}
 
 
 def test_image_figure_reuses_given_source():
