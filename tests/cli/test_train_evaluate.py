@@ -1,0 +1,74 @@
+"""End-to-end: ``mpmmu train --synthetic`` then ``mpmmu evaluate`` on the run, in a tmp dir."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mpmmu.cli import main
+
+# Tiny settings: 64 px inputs, random weights, one epoch, small forests. 60 cases per label
+# leave 12 per label in the validation split, enough for 2-fold cross-fitting of stage 2.
+TRAIN_ARGS = [
+    "train", "--synthetic", "60", "--epochs", "1", "--mammography-epochs", "1", "--image-size", "64",
+    "--no-pretrained", "--threads", "1", "--pairing-seeds", "2", "--stage2-folds", "2", "--trees", "5",
+]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    work, bundle = root / "work", root / "bundle"
+    status = main([*TRAIN_ARGS, "--work", str(work), "--out", str(bundle), "--image-cache", str(root / "cache")])
+    assert status == 0
+    return work, bundle
+
+
+def test_train_synthetic_bundle_loads(trained_run):
+    from mpmmu.pipeline import Bundle
+
+    work, bundle_dir = trained_run
+    bundle = Bundle.load(bundle_dir)
+    assert set(bundle.branches) == {"mammography", "ultrasound"}
+    assert bundle.fusion in ("stacking", "late_fusion")
+    assert bundle.pseudo_paired_training
+    metrics = bundle.metadata["metrics"]
+    assert "ultrasound_branch" in metrics["test"]["ultrasound_images"]
+    assert metrics["roc"]["pairs_ultrasound_seed0"]["stacking"]["fpr"][0] == 0.0
+    assert set(bundle.metadata["manifest_sha256"]) == {"mammography", "ultrasound"}
+
+
+def test_train_synthetic_writes_predictions(trained_run):
+    work, _ = trained_run
+    predictions = work / "predictions"
+    for name in ("test_ultrasound", "test_mammography", "val_pairs_oof", "test_pairs_ultrasound_seed1", "test_pairs_mammogram_seed0"):
+        assert (predictions / f"{name}.csv").is_file(), name
+    summary = json.loads((work / "run.json").read_text())
+    assert summary["stage2"]["fusion"] in ("stacking", "late_fusion")
+    assert set(summary["stage1"]) == {"mammography", "ultrasound"}
+
+
+def test_evaluate_writes_rows_with_n_and_ci(trained_run, tmp_path, capsys):
+    work, bundle_dir = trained_run
+    out = tmp_path / "RESULTS.md"
+    status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--out", str(out)])
+    assert status == 0
+    text = out.read_text()
+    assert "upper bound" in text
+    table = [line for line in text.splitlines() if line.startswith("| ultrasound branch (ECA) alone | BUS-BRA lesion box")]
+    assert len(table) == 1
+    cells = [cell.strip() for cell in table[0].split("|")]
+    n_cell, ci_cell = cells[3], cells[5]
+    assert n_cell.split(" ")[0].isdigit()
+    assert "-" in ci_cell
+    assert "fused, stacking (MPM-MU)" in text
+    assert "## Targets" in text
+    assert "mpmmu train --synthetic 60" in text
+    assert str(out) in capsys.readouterr().out
+
+
+def test_evaluate_missing_run_exits_2(tmp_path, capsys):
+    status = main(["evaluate", "--bundle", str(tmp_path), "--work", str(tmp_path), "--out", str(tmp_path / "r.md")])
+    assert status == 2
+    assert "run.json not found" in capsys.readouterr().err
