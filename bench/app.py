@@ -6,8 +6,8 @@ Drives ``app.py`` with Streamlit's AppTest (the page script runs exactly as unde
 - first result after start: a fresh Python process imports the app, loads the bundle, reads both
   uploads and shows the first result, timed from just before the process is started;
 - warm click-to-result: the rerun that a click on Analyse triggers, heatmaps and every chart
-  included, over ``--analyses`` consecutive clicks in one session; split into the pipeline's own
-  time (``Prediction.timings["total"]``) and the page's drawing time;
+  included, over ``--analyses`` consecutive clicks in one session. Each click is split into the
+  pipeline's own time (``Prediction.timings["total"]``) and the page's drawing time;
 - resident memory after each analysis, and after each of ``--sessions`` sessions (a new AppTest
   session each, the model shared through ``st.cache_resource``).
 

@@ -1,0 +1,143 @@
+"""Real-browser check: Debian's Chromium, driven by Playwright, against `streamlit run` on loopback.
+
+Uploads a mammogram (extension-less DICOM) and an ultrasound (PNG), clicks Analyse, checks that
+the probability and both Grad-CAM heatmaps appear, and saves a screenshot in docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from app_helpers import REPO_ROOT
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = REPO_ROOT / "docs" / "screenshots" / "second_read_result.png"
+#: Seconds to wait for the server, the first page and the first result on a busy 2-core machine.
+STARTUP_TIMEOUT = 180
+RESULT_TIMEOUT = 240
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_health(url: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {process.returncode} before serving {url}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"streamlit did not answer on {url} within {timeout} s")
+
+
+@pytest.fixture()
+def server(app_env, tmp_path):
+    """Start `streamlit run app.py` on 127.0.0.1 with a free port; stop it afterwards."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "streamlit.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+            "--server.address", "127.0.0.1",
+            "--server.port", str(port),
+            "--server.headless", "true",
+            "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none",
+        ],
+        cwd=REPO_ROOT,
+        env=os.environ.copy(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_health(url, process, STARTUP_TIMEOUT)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_browser_upload_analyse_shows_heatmaps(server, case_files, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian's Chromium not found at {CHROMIUM}; install it with `apt-get install chromium` (.ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
+
+    mammogram = tmp_path / "IM000001"
+    mammogram.write_bytes(case_files["mammography"])
+    ultrasound = tmp_path / "ultrasound.png"
+    ultrasound.write_bytes(case_files["ultrasound"])
+
+    with sync_api.sync_playwright() as playwright:
+        # A persistent context on a new, empty folder: Playwright's way to set --user-data-dir.
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 3600},
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(STARTUP_TIMEOUT * 1000)
+            page.goto(server)
+            page.get_by_text("Research use only, not for clinical diagnosis.").first.wait_for()
+
+            inputs = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+            inputs.nth(0).set_input_files(str(mammogram))
+            page.get_by_text("view: CC").first.wait_for()
+            inputs.nth(1).set_input_files(str(ultrasound))
+            page.get_by_text("256 × 256 px · PNG").first.wait_for()
+
+            page.get_by_role("button", name="Analyse").click()
+            page.get_by_text("Where the model looked (Grad-CAM)").wait_for(timeout=RESULT_TIMEOUT * 1000)
+            page.get_by_text("Run details").wait_for()
+
+            metric = page.locator('[data-testid="stMetric"]').filter(has_text="Probability of malignancy").first
+            value = metric.locator('[data-testid="stMetricValue"]').inner_text()
+            assert value.strip().endswith("%")
+            assert 0.0 <= float(value.strip().rstrip("%")) <= 100.0
+
+            heatmap_bars = page.locator(".js-plotly-plot .colorbar").filter(has_text="Grad-CAM")
+            heatmap_bars.nth(1).wait_for()
+            assert heatmap_bars.count() == 2
+
+            page.wait_for_timeout(1500)
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            browser.close()
+    assert SCREENSHOT.stat().st_size > 50_000
