@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--freeze-stages", type=int, default=0, help="backbone stages kept frozen during fine-tuning (default: 0)")
     parser.add_argument("--batch-size", type=int, default=16, help="stage-1 batch size (default: 16)")
     parser.add_argument("--lr", type=float, default=3e-4, help="stage-1 peak learning rate (default: 3e-4)")
+    parser.add_argument("--mammography-lr", type=float, default=None, help="peak learning rate of the mammography branch (default: --lr)")
     parser.add_argument("--patience", type=int, default=5, help="epochs without a validation-AUC gain before stopping (default: 5)")
+    parser.add_argument("--mammography-patience", type=int, default=None, help="early-stopping patience of the mammography branch (default: --patience)")
     parser.add_argument("--pairing-seeds", type=int, default=5, help="test pairing seeds per design (default: 5)")
     parser.add_argument("--stage2-folds", type=int, default=3, help="folds of the stage-2 cross-fitting inside the validation split (default: 3)")
     parser.add_argument("--trees", type=int, default=100, help="trees per forest in stage 2 (default: 100)")
@@ -82,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         only=args.only,
         batch_size=args.batch_size,
         lr=args.lr,
+        mammography_lr=args.mammography_lr,
         patience=args.patience,
+        mammography_patience=args.mammography_patience,
         freeze_stages=args.freeze_stages,
         pairing_seeds=args.pairing_seeds,
         stage2_folds=args.stage2_folds,

@@ -118,6 +118,9 @@ class TrainRunConfig:
         Train only this branch and stop before stage 2.
     batch_size, lr, patience, freeze_stages
         Stage-1 settings shared by both branches.
+    mammography_lr, mammography_patience : float or None, int or None
+        Learning rate and early-stopping patience of the mammography branch; None uses ``lr``
+        and ``patience``.
     pairing_seeds : int
         Number of test pairing seeds per design.
     stage2_folds : int
@@ -163,7 +166,9 @@ class TrainRunConfig:
     only: str | None = None
     batch_size: int = 16
     lr: float = 3e-4
+    mammography_lr: float | None = None
     patience: int = 5
+    mammography_patience: int | None = None
     freeze_stages: int = 0
     pairing_seeds: int = 5
     stage2_folds: int = 3
@@ -293,10 +298,10 @@ def stage1_config(config: TrainRunConfig, modality: str):
     return Stage1Config(
         epochs=config.epochs if modality == "ultrasound" else config.mammography_epochs,
         batch_size=config.batch_size,
-        lr=config.lr,
+        lr=config.mammography_lr if modality == "mammography" and config.mammography_lr else config.lr,
         image_size=config.image_size,
         seed=config.seed,
-        patience=config.patience,
+        patience=config.mammography_patience if modality == "mammography" and config.mammography_patience else config.patience,
         freeze_stages=config.freeze_stages,
         backbone=config.backbone,
         attention=None if config.attention == "default" else "none",
@@ -497,7 +502,8 @@ def write_csv(path: Path, columns: dict[str, Sequence[Any]]) -> Path:
     names = list(columns)
     lengths = {len(values) for values in columns.values()}
     if len(lengths) > 1:
-        raise ValueError(f"columns of {path.name} differ in length: { {n: len(columns[n]) for n in names} }")
+        column_lengths = {name: len(columns[name]) for name in names}
+        raise ValueError(f"columns of {path.name} differ in length: {column_lengths}; pass one value per row in each")
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(names)

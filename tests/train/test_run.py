@@ -124,7 +124,7 @@ def _oof(stacking: np.ndarray, late: np.ndarray, y: np.ndarray):
     return choose_from_out_of_fold(pair_oof, image_oof, scores)
 
 
-def test_choose_from_out_of_fold_prefers_better_stacking():
+def test_choose_fusion_picks_better_stacking():
     y = np.array([0, 0, 1, 1, 0, 1])
     perfect = np.array([0.1, 0.2, 0.8, 0.9, 0.3, 0.7])
     weak = np.array([0.6, 0.2, 0.3, 0.9, 0.5, 0.4])
@@ -134,14 +134,14 @@ def test_choose_from_out_of_fold_prefers_better_stacking():
     assert set(thresholds) >= {"stacking", "late_fusion", "fused_mlp_head", "mammography_only", "ultrasound_branch"}
 
 
-def test_choose_from_out_of_fold_tie_goes_to_late_fusion():
+def test_choose_fusion_tie_picks_late_fusion():
     y = np.array([0, 0, 1, 1])
     scores = np.array([0.1, 0.4, 0.6, 0.9])
     fusion, _, _ = _oof(scores, scores.copy(), y)
     assert fusion == "late_fusion"
 
 
-def test_choose_from_out_of_fold_skips_untested_pairs():
+def test_choose_fusion_skips_untested_pairs():
     y = np.array([0, 0, 1, 1, 1])
     stacking = np.array([0.1, 0.2, 0.8, 0.9, np.nan])
     _, _, metrics = _oof(stacking, np.array([0.2, 0.1, 0.9, 0.8, 0.5]), y)
