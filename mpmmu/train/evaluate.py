@@ -486,9 +486,9 @@ def write_results(
         "ultrasound-driven pseudo-pairs inside the validation split; the single-modality ensembles use all "
         "validation images of their modality. Every inner cross-validation is grouped by both patients.",
         "- The fusion choice and every operating threshold (Youden) come from cross-fitting inside the "
-        "validation split (patients cut into folds per modality, pairs made inside each fold, each fold scored "
-        "by models fitted on the others); the final models are refitted on all validation pairs. The test "
-        "split is only scored.",
+        "validation split. Its patients are cut into folds per modality, pairs are made inside each fold, and "
+        "each fold is scored by models fitted on the other folds. The final models are then refitted on all "
+        "validation pairs, and the test split is only scored.",
         "- AUC intervals: DeLong 95% CI, and a 95% percentile bootstrap that resamples patients (the ultrasound "
         "patient for ultrasound-driven pairs, the woman for mammogram-driven pairs). Sensitivity, specificity, "
         "accuracy and F1 at the validation-chosen threshold.",
@@ -657,6 +657,14 @@ def _training_section(run: RunData, ablations: Sequence[RunData]) -> list[str]:
         "",
         f"Hardware: a 2-core CPU shared with other jobs, no GPU. Stage 2 (cross-fitting and the final fit) "
         f"took {stage2_minutes:.1f} minutes.",
+        "",
+        "A stage 1 stopped by `--stage1-minutes` depends on the machine's speed; adding "
+        "`--stop-ultrasound-after N`, with N the ultrasound epochs run above, repeats it exactly.",
+        "",
+        "The scores above come from the training-time path (float32 weights, images cached as 8-bit). The "
+        "shipped bundle stores float16 weights and the app preprocesses in floating point, so its branch "
+        "probabilities can differ slightly: by up to 0.05 on four BUS-BRA and two mini-MIAS test images "
+        "checked by hand.",
         "",
         "Attention placement: CBAM and ECA sit after the backbone's last stage. No ablation of other "
         "placements has been measured; the `--attention none` rows above are the only attention ablation.",
