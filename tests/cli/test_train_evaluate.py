@@ -72,3 +72,13 @@ def test_evaluate_missing_run_exits_2(tmp_path, capsys):
     status = main(["evaluate", "--bundle", str(tmp_path), "--work", str(tmp_path), "--out", str(tmp_path / "r.md")])
     assert status == 2
     assert "run.json not found" in capsys.readouterr().err
+
+
+def test_evaluate_adds_ablation_rows(trained_run, tmp_path):
+    work, bundle_dir = trained_run
+    out = tmp_path / "RESULTS.md"
+    status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--ablation-work", str(work), "--out", str(out)])
+    assert status == 0
+    text = out.read_text()
+    assert "| ultrasound branch (ECA) alone, attention default | BUS-BRA lesion box" in text
+    assert "| fused, stacking (MPM-MU), attention default | test pseudo-pairs" in text
