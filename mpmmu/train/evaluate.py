@@ -53,6 +53,14 @@ MODEL_LABELS = {
 ROC_MAX_POINTS = 101
 
 
+def model_label(model: str, label_suffix: str = "") -> str:
+    """Return the report label of a model; a suffix naming no attention drops the attention module's name."""
+    label = MODEL_LABELS[model]
+    if "no attention" in label_suffix:
+        label = label.replace(" (CBAM)", "").replace(" (ECA)", "")
+    return label + label_suffix
+
+
 @dataclass(frozen=True)
 class RowMetrics:
     """Metrics of one model on one set of cases.
@@ -316,15 +324,15 @@ def image_rows(run: RunData, label_suffix: str = "") -> list[ReportRow]:
         data = run.predictions(f"test_{modality}")
         groups = data["patient_id"]
         branch = f"{modality}_branch"
-        rows.append(ReportRow(MODEL_LABELS[branch] + label_suffix, data_label,
+        rows.append(ReportRow(model_label(branch, label_suffix), data_label,
                               _safe_row(data["y"], data["branch"], run.thresholds[branch], groups, branch), run.command))
         only = f"{modality}_only"
-        rows.append(ReportRow(MODEL_LABELS[only] + label_suffix, data_label,
+        rows.append(ReportRow(model_label(only, label_suffix), data_label,
                               _safe_row(data["y"], data["only"], run.thresholds[only], groups, only), run.command))
         whole = data["branch_whole_image"]
         if not np.all(np.isnan(whole)):
             whole_label = data_label.replace("lesion box", "whole image").replace("lesion square", "whole image")
-            rows.append(ReportRow(MODEL_LABELS[branch] + label_suffix, whole_label,
+            rows.append(ReportRow(model_label(branch, label_suffix), whole_label,
                                   _safe_row(data["y"], whole, run.thresholds[branch], groups, branch + " whole"),
                                   run.command, "ROI-trained branch fed the whole image"))
     return rows
@@ -336,7 +344,7 @@ def pair_rows(run: RunData, design: str = "ultrasound", seed: int = 0, label_suf
     groups = data["us_patient"] if design == "ultrasound" else data["mg_patient"]
     data_label = f"test pseudo-pairs, {design}-driven, pairing seed {seed}"
     return [
-        ReportRow(MODEL_LABELS[model] + label_suffix, data_label,
+        ReportRow(model_label(model, label_suffix), data_label,
                   _safe_row(data["y"], data[model], run.thresholds[model], groups, model), run.command,
                   "class-matched pseudo-pairs, an upper bound for true pairs")
         for model in ("stacking", "late_fusion", "fused_mlp_head", "mammography_branch", "ultrasound_branch", "mammography_only", "ultrasound_only")
@@ -518,7 +526,8 @@ def write_results(
     main_rows += pair_rows(run, "ultrasound", 0)
     main_rows += pair_rows(run, "mammogram", 0)
     for ablation in ablations:
-        suffix = f", attention {ablation.summary['config']['attention']}"
+        attention = ablation.summary["config"]["attention"]
+        suffix = ", no attention" if attention == "none" else f", attention {attention}"
         main_rows += image_rows(ablation, suffix) + pair_rows(ablation, "ultrasound", 0, suffix)
     lines += ["## Results table", ""] + format_table(main_rows) + [""]
 
