@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import numpy as np
 import pytest
 from preprocess_helpers import make_record, synthetic_mammogram
@@ -186,8 +189,15 @@ def test_preprocess_raises_on_bad_pixel_shape():
         preprocess(make_record(np.zeros((4, 4, 4, 4), np.float32)), "ultrasound")
 
 
-def test_mammogram_warns_on_roi_outside_breast():
+def test_mammogram_warns_on_roi_outside_breast(caplog):
     # The synthetic breast spans columns 0-119 from the left; the box lies in the background.
-    with pytest.warns(UserWarning, match="inside the breast region found"):
-        result = preprocess(make_record(synthetic_mammogram(256, 200, "left")), "mammography", roi=(150, 180, 40, 40))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the ROI message goes to the logger and the record only
+        with caplog.at_level(logging.WARNING, logger="mpmmu.preprocess.core"):
+            result = preprocess(make_record(synthetic_mammogram(256, 200, "left")), "mammography", roi=(150, 180, 40, 40))
     assert result.transform.roi_used
+    roi_warnings = [message for message in result.warnings if "ROI centre (170, 200) lies outside" in message]
+    assert len(roi_warnings) == 1
+    assert "original-image pixels with y measured from the top" in roi_warnings[0]
+    logged = [record for record in caplog.records if "ROI centre" in record.getMessage()]
+    assert len(logged) == 1

@@ -153,6 +153,18 @@ def test_inverted_mammogram_warned(mini_mias_dir):
         preprocess(make_record(inverted), "mammography")
 
 
+def test_mini_mias_large_lesion_roi_not_warned(mini_mias_dir):
+    # mdb001: centre (535, 425) from the bottom-left, radius 197. The box of 3 radii, with y
+    # from the top, extends past the skin line, so under half of its crop lies inside the breast.
+    image = load_png(mini_mias_dir / "images" / "mdb001.png")
+    centre_x, centre_y, radius = 535, image.shape[0] - 425, 197
+    roi = (centre_x - 3 * radius // 2, centre_y - 3 * radius // 2, 3 * radius, 3 * radius)
+    assert roi == (240, 304, 591, 591)
+    result = preprocess(make_record(image), "mammography", roi=roi)
+    assert result.transform.roi_used
+    assert not [message for message in result.warnings if "breast region" in message]
+
+
 @pytest.mark.parametrize("name", ["mdb131", "mdb151", "mdb274"])
 def test_grey_border_or_large_breast_not_warned(mini_mias_dir, name):
     result = preprocess(make_record(load_png(mini_mias_dir / "images" / f"{name}.png")), "mammography")
