@@ -153,12 +153,19 @@ class Prediction:
     fusion : str
         "stacking", "late_fusion", "mammography_only" or "ultrasound_only".
     agreement : float
-        Fraction of base learners on the same side of the threshold as ``p_malignant``.
+        Fraction of base learners whose vote is on the same side of ``votes_threshold`` as
+        ``p_malignant`` is of ``threshold``. With late fusion the base learners belong to the
+        stacking ensemble, so this compares them with their own model's threshold.
     heatmaps : dict of Modality to numpy.ndarray
         Grad-CAM maps for the malignant class in original image pixels, float32 in [0, 1].
     attention : dict of str to numpy.ndarray
         "mammography_spatial" (H, W) CBAM spatial map in original pixels; "ultrasound_channels"
         (C,) ECA channel weights.
+    votes_model : str
+        The model whose learners cast ``votes``: equal to ``fusion``, except "stacking" when
+        late fusion answered; "" when there are no votes.
+    votes_threshold : float or None
+        The operating threshold of ``votes_model``; None when there are no votes.
     """
 
     p_malignant: float
@@ -176,6 +183,8 @@ class Prediction:
     roi_used: dict[str, bool] = field(default_factory=dict)
     pseudo_paired_training: bool = True
     warnings: tuple[str, ...] = ()
+    votes_model: str = ""
+    votes_threshold: float | None = None
 
     @property
     def label(self) -> Literal["benign", "malignant"]:

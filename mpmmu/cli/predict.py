@@ -66,15 +66,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+#: How every bundle's operating thresholds are chosen (see :mod:`mpmmu.train.stage2`).
+THRESHOLD_METHOD = "youden"
+
+
+def _model_name(model: str) -> str:
+    return model.replace("_", " ")
+
+
+def _fusion_choice(metadata: dict[str, Any]) -> str:
+    """Return why the bundle answers two-image cases with its fusion, from the validation AUCs."""
+    fusion = metadata.get("fusion", {})
+    chosen = fusion.get("chosen", "")
+    aucs = fusion.get("validation_auc", {})
+    others = [name for name in aucs if name != chosen]
+    if chosen not in aucs or not others:
+        return ""
+    rivals = ", ".join(f"{_model_name(name)} {float(aucs[name]):.3f}" for name in others)
+    return f"chosen for two-image cases by validation AUC: {_model_name(chosen)} {float(aucs[chosen]):.3f}, {rivals}"
+
+
 def prediction_to_dict(prediction: Any, heatmap_files: dict[str, str] | None = None) -> dict[str, Any]:
-    """Return the JSON-ready fields of a prediction (heatmap arrays replaced by their PNG paths)."""
+    """Return the JSON-ready fields of a prediction (heatmap arrays replaced by their PNG paths).
+
+    ``answered_by`` is the model behind ``p_malignant`` and ``threshold``; ``votes_model`` the
+    model whose learners cast ``votes`` ("stacking" when late fusion answered, so the votes are
+    for comparison only), and ``votes_threshold`` that model's own threshold, against which
+    ``agreement`` places each base learner.
+    """
     return {
         "p_malignant": prediction.p_malignant,
         "label": prediction.label,
         "threshold": prediction.threshold,
+        "threshold_model": prediction.fusion,
+        "threshold_method": THRESHOLD_METHOD,
+        "answered_by": prediction.fusion,
         "p_mammography": prediction.p_mammography,
         "p_ultrasound": prediction.p_ultrasound,
         "votes": dict(prediction.votes),
+        "votes_model": prediction.votes_model,
+        "votes_threshold": prediction.votes_threshold,
         "fusion": prediction.fusion,
         "agreement": prediction.agreement,
         "model_version": prediction.model_version,
@@ -92,17 +123,43 @@ def _format_probability(value: float | None) -> str:
     return "not given" if value is None else f"{value:.3f}"
 
 
+def _vote_lines(prediction: Any) -> list[str]:
+    """Return the votes and agreement lines, saying whose learners voted and against which threshold."""
+    if not prediction.votes:
+        return [
+            f"agreement     {prediction.agreement:.0%} of the branches on the same side of the "
+            f"{_model_name(prediction.fusion)} threshold as the answer (this model has no learners)"
+        ]
+    votes = ", ".join(f"{name} {value:.3f}" for name, value in prediction.votes.items())
+    votes_model = _model_name(prediction.votes_model)
+    votes_threshold = prediction.threshold if prediction.votes_threshold is None else prediction.votes_threshold
+    if prediction.votes_model == prediction.fusion:
+        return [
+            f"votes         {votes}",
+            f"agreement     {prediction.agreement:.0%} of the base learners on the same side of the threshold as the answer",
+        ]
+    return [
+        f"votes         {votes}",
+        f"              (learners of the {votes_model} ensemble, shown for comparison; the answer comes from "
+        f"{_model_name(prediction.fusion)}, which had the higher validation AUC)",
+        f"agreement     {prediction.agreement:.0%} of the {votes_model} base learners give the answer's class "
+        f"when their votes are read against the {votes_model} threshold ({votes_threshold:.3f})",
+    ]
+
+
 def format_report(prediction: Any, heatmap_files: dict[str, str], metadata: dict[str, Any]) -> str:
     """Return the human-readable report of one case."""
+    answered_by = _model_name(prediction.fusion)
+    fusion_choice = _fusion_choice(metadata) if prediction.fusion in ("stacking", "late_fusion") else ""
     lines = [
         f"p_malignant   {prediction.p_malignant:.3f} ({prediction.label} at threshold {prediction.threshold:.3f})",
-        f"answered by   {prediction.fusion.replace('_', ' ')}",
+        f"answered by   {answered_by}" + (f" ({fusion_choice})" if fusion_choice else ""),
+        f"threshold     {prediction.threshold:.3f} is the {answered_by} model's; each model has its own "
+        "threshold, chosen on validation data by Youden's J",
         f"mammography   {_format_probability(prediction.p_mammography)}",
         f"ultrasound    {_format_probability(prediction.p_ultrasound)}",
+        *_vote_lines(prediction),
     ]
-    if prediction.votes:
-        lines.append("votes         " + ", ".join(f"{name} {value:.3f}" for name, value in prediction.votes.items()))
-    lines.append(f"agreement     {prediction.agreement:.0%} of base learners on the side of the answer")
     for modality, path in heatmap_files.items():
         lines.append(f"Grad-CAM      {modality}: {path}")
     lines.append(f"model         {prediction.model_version} on {prediction.device}")

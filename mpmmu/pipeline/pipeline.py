@@ -30,6 +30,15 @@ Box = tuple[int, int, int, int]
 BASE_LEARNERS = ("logistic_regression", "svm", "random_forest", "extra_trees")
 
 
+def votes_model_for(fusion: str) -> str:
+    """Return the model whose learners vote when ``fusion`` produces ``p_malignant``.
+
+    Late fusion has no learners of its own, so the stacking ensemble's learners are shown for
+    comparison; every other model votes with its own learners.
+    """
+    return "stacking" if fusion == "late_fusion" else fusion
+
+
 def select_device(device: str | torch.device | None = None) -> torch.device:
     """Return ``device``, or CUDA when it is available and CPU otherwise."""
     if device is None:
@@ -217,7 +226,7 @@ class Pipeline:
             fusion = f"{modality}_only"
 
         votes: dict[str, float] = {}
-        vote_model = "stacking" if fusion == "late_fusion" else fusion
+        vote_model = votes_model_for(fusion)
         if vote_model in ensembles:
             X = self.stage2_input(vote_model, results)
             votes = {name: float(values[0]) for name, values in ensembles[vote_model].votes(X).items()}
@@ -315,7 +324,11 @@ class Pipeline:
             warnings.append(f"one modality missing ({missing}): {fusion.replace('_', '-')} model answered")
 
         threshold = float(self.bundle.thresholds.get(fusion, 0.5))
-        agreement = self._agreement(p_malignant, threshold, votes, results)
+        votes_model = votes_model_for(fusion) if votes else ""
+        votes_threshold = float(self.bundle.thresholds.get(votes_model, threshold)) if votes else None
+        agreement = self._agreement(
+            p_malignant, threshold, votes, results, threshold if votes_threshold is None else votes_threshold
+        )
 
         heatmaps: dict[str, np.ndarray] = {}
         attention: dict[str, np.ndarray] = {}
@@ -339,22 +352,32 @@ class Pipeline:
             roi_used={modality: bool(inputs[modality].transform.roi_used) for modality in usable},
             pseudo_paired_training=self.bundle.pseudo_paired_training,
             warnings=tuple(warnings),
+            votes_model=votes_model,
+            votes_threshold=votes_threshold,
         )
 
     @staticmethod
     def _agreement(
-        p_malignant: float, threshold: float, votes: Mapping[str, float], results: Mapping[str, BranchResult]
+        p_malignant: float,
+        threshold: float,
+        votes: Mapping[str, float],
+        results: Mapping[str, BranchResult],
+        votes_threshold: float,
     ) -> float:
-        """Return the fraction of base learners on the same side of ``threshold`` as the answer.
+        """Return the fraction of base learners on the same side of their threshold as the answer.
 
-        Without base-learner votes (a bundle with no ensemble for this case) the branches'
-        probabilities take their place.
+        The answer's side is ``p_malignant`` against ``threshold``; each base learner's side is its
+        vote against ``votes_threshold``, the threshold of the model the learners belong to (the
+        stacking ensemble when late fusion answered). Without base-learner votes (a bundle with no
+        ensemble for this case) the branches' probabilities take their place, compared with
+        ``threshold``.
         """
         voters = [votes[name] for name in BASE_LEARNERS if name in votes]
         if not voters:
             voters = [result.probability for result in results.values()]
+            votes_threshold = threshold
         final_side = p_malignant >= threshold
-        return float(np.mean([(vote >= threshold) == final_side for vote in voters]))
+        return float(np.mean([(vote >= votes_threshold) == final_side for vote in voters]))
 
     def _explain(
         self, inputs: Mapping[str, ModelInput], results: Mapping[str, BranchResult], timings: dict[str, float]

@@ -9,7 +9,7 @@ import pytest
 
 from mpmmu import RESEARCH_USE_STATEMENT
 from mpmmu.cli import main
-from mpmmu.cli.predict import format_report
+from mpmmu.cli.predict import format_report, prediction_to_dict
 from mpmmu.data import format_roi, read_manifest
 from mpmmu.records import Prediction
 
@@ -127,3 +127,65 @@ def test_format_report_states_pseudo_pair_caveat():
     assert "p_malignant   0.800 (malignant at threshold 0.500)" in report
     assert "note: Trained on class-matched pseudo-pairs." in report
     assert report.endswith(RESEARCH_USE_STATEMENT)
+
+
+def _late_fusion_prediction(**overrides) -> Prediction:
+    fields = dict(
+        p_malignant=0.369,
+        p_mammography=0.3,
+        p_ultrasound=0.5,
+        votes={"logistic_regression": 0.1, "svm": 0.3, "random_forest": 0.2, "extra_trees": 0.4, "meta_mlp": 0.212},
+        threshold=0.343,
+        fusion="late_fusion",
+        agreement=0.5,
+        model_version="mpmmu-000000000000",
+        device="cpu (2 threads)",
+        timings={},
+        pseudo_paired_training=False,
+        votes_model="stacking",
+        votes_threshold=0.248,
+    )
+    fields.update(overrides)
+    return Prediction(**fields)
+
+
+LATE_FUSION_METADATA = {"fusion": {"chosen": "late_fusion", "validation_auc": {"late_fusion": 0.876, "stacking": 0.558}}}
+
+
+def test_format_report_labels_stacking_votes_as_comparison():
+    report = format_report(_late_fusion_prediction(), {}, LATE_FUSION_METADATA)
+
+    assert "learners of the stacking ensemble, shown for comparison" in report
+    assert "the answer comes from late fusion, which had the higher validation AUC" in report
+    assert "50% of the stacking base learners give the answer's class" in report
+    assert "stacking threshold (0.248)" in report
+    assert "on the side of the answer" not in report
+
+
+def test_format_report_explains_threshold_and_fusion_choice():
+    report = format_report(_late_fusion_prediction(), {}, LATE_FUSION_METADATA)
+
+    assert "threshold     0.343 is the late fusion model's" in report
+    assert "each model has its own threshold, chosen on validation data by Youden's J" in report
+    assert "validation AUC: late fusion 0.876, stacking 0.558" in report
+
+
+def test_format_report_single_model_votes_unlabelled():
+    prediction = _late_fusion_prediction(fusion="ultrasound_only", votes_model="ultrasound_only", threshold=0.185, votes_threshold=0.185)
+
+    report = format_report(prediction, {}, LATE_FUSION_METADATA)
+
+    assert "threshold     0.185 is the ultrasound only model's" in report
+    assert "shown for comparison" not in report
+    assert "of the base learners on the same side of the threshold as the answer" in report
+    assert "validation AUC" not in report
+
+
+def test_prediction_to_dict_names_votes_model():
+    record = json.loads(json.dumps(prediction_to_dict(_late_fusion_prediction())))
+
+    assert record["answered_by"] == "late_fusion"
+    assert record["votes_model"] == "stacking"
+    assert record["votes_threshold"] == pytest.approx(0.248)
+    assert record["threshold_model"] == "late_fusion"
+    assert record["threshold_method"] == "youden"

@@ -86,9 +86,39 @@ def test_predict_reports_timings_per_step(explained):
 
 def test_predict_agreement_counts_base_learners(explained):
     final_side = explained.p_malignant >= explained.threshold
-    same_side = [(explained.votes[name] >= explained.threshold) == final_side for name in BASE_LEARNERS]
+    same_side = [(explained.votes[name] >= explained.votes_threshold) == final_side for name in BASE_LEARNERS]
 
     assert explained.agreement == pytest.approx(np.mean(same_side))
+
+
+@pytest.fixture(scope="module")
+def late_fusion_pipeline(pipeline) -> Pipeline:
+    metadata = dict(pipeline.metadata)
+    metadata["fusion"] = {**metadata["fusion"], "chosen": "late_fusion"}
+    thresholds = dict(metadata["thresholds"])
+    # Distinct thresholds, so a mix-up of the late-fusion and stacking thresholds shows.
+    thresholds["late_fusion"] = 0.4
+    thresholds["stacking"] = 0.6
+    metadata["thresholds"] = thresholds
+    return Pipeline(replace(pipeline.bundle, metadata=metadata), pipeline.device)
+
+
+def test_predict_late_fusion_labels_stacking_votes(late_fusion_pipeline, case):
+    prediction = late_fusion_pipeline.predict(case["mammogram"], case["ultrasound"], explain=False)
+
+    assert prediction.fusion == "late_fusion"
+    assert prediction.threshold == pytest.approx(0.4)
+    assert prediction.votes_model == "stacking"
+    assert prediction.votes_threshold == pytest.approx(0.6)
+    assert set(prediction.votes) == VOTE_NAMES
+
+
+def test_predict_late_fusion_agreement_uses_stacking_threshold(late_fusion_pipeline, case):
+    prediction = late_fusion_pipeline.predict(case["mammogram"], case["ultrasound"], explain=False)
+    final_side = prediction.p_malignant >= 0.4
+    same_side = [(prediction.votes[name] >= 0.6) == final_side for name in BASE_LEARNERS]
+
+    assert prediction.agreement == pytest.approx(np.mean(same_side))
 
 
 def test_predict_heatmaps_on_original_pixels(explained, case):
