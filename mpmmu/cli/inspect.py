@@ -50,7 +50,7 @@ def run_inspect(args: argparse.Namespace) -> int:
             record = read_image(path, frame=args.frame)
         except MpmmuError as error:
             failures += 1
-            print(f"{path}: error: {type(error).__name__}: {error}", file=sys.stderr)
+            print(f"{path}: {error}", file=sys.stderr)
             if args.json:
                 print(json.dumps({"file": str(path), "error": type(error).__name__, "message": str(error)}))
             continue

@@ -102,8 +102,9 @@ def decode_dicom(
         )
     if rows * columns > max_pixels:
         raise ImageTooLargeError(
-            f"the image is {columns} x {rows} = {rows * columns} pixels, above the limit of "
-            f"{max_pixels}; downsample it before upload or raise max_pixels"
+            f"the DICOM header declares {columns} x {rows} = {rows * columns} pixels, above mpmmu's limit of "
+            f"{max_pixels} pixels, so the file was not decoded; check that the right file was chosen, and "
+            "downsample or crop a real image this large before upload (API callers can raise max_pixels)"
         )
 
     frame_count = int(dataset.get("NumberOfFrames") or 1)

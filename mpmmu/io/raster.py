@@ -36,8 +36,16 @@ RASTER_SIGNATURES = (
 )
 
 
-def open_raster(data: bytes) -> Image.Image | None:
+def open_raster(data: bytes, max_pixels: int) -> Image.Image | None:
     """Open ``data`` with Pillow without decoding pixels; None when Pillow does not recognise it.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    max_pixels : int
+        mpmmu's limit on width x height, named in the error when Pillow's own
+        decompression-bomb check trips.
 
     Raises
     ------
@@ -58,14 +66,44 @@ def open_raster(data: bytes) -> Image.Image | None:
                 "zero width or height); the file is corrupt, export it again"
             ) from error
         except Image.DecompressionBombError as error:
-            raise ImageTooLargeError(
-                f"the image header declares a decompression bomb ({error}); the file is rejected"
-            ) from error
+            logger.debug("Pillow rejected the image header: %s", error)
+            raise ImageTooLargeError(_bomb_message(data, max_pixels)) from error
         # A recognised signature with a broken header: Pillow raises these from its plugins.
         except (OSError, SyntaxError, ValueError, EOFError) as error:
             raise ImageReadError(
                 f"the image header is corrupt ({error}); the file cannot be read, export it again"
             ) from error
+
+
+def _bomb_message(data: bytes, max_pixels: int) -> str:
+    """Describe an image that Pillow's decompression-bomb check rejected, with its declared size."""
+    size = _declared_size(data)
+    declared = f"{size[0]} x {size[1]} = {size[0] * size[1]} pixels" if size else "more pixels than Pillow allows"
+    if size is None or size[0] * size[1] > max_pixels:
+        limit = f"mpmmu's limit of {max_pixels} pixels"
+    else:
+        # max_pixels was raised above Pillow's own bound, which then decides.
+        limit = f"Pillow's decompression-bomb limit of {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels"
+    return (
+        f"the image header declares {declared}, above {limit}, so the file was not decoded; "
+        "check that the right file was chosen, and downsample or crop a real image this large before upload"
+    )
+
+
+def _declared_size(data: bytes) -> tuple[int, int] | None:
+    """Read (width, height) from the header with the format's Pillow plugin, which skips the bomb check."""
+    name = _signature_format(data)
+    pillow_format = {"PGM": "PPM"}.get(name or "", name)
+    if pillow_format not in Image.OPEN:
+        return None
+    factory, _ = Image.OPEN[pillow_format]
+    try:
+        with factory(io.BytesIO(data), "") as image:
+            return image.size
+    # The header already parsed once inside Image.open; any failure here only loses the size.
+    except Exception as error:
+        logger.debug("re-reading the image size failed: %s", type(error).__name__)
+        return None
 
 
 def _signature_format(data: bytes) -> str | None:
@@ -113,8 +151,9 @@ def read_raster(
         raise ImageReadError(f"the image is {width} x {height} pixels, which is empty; export it again")
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"the image is {width} x {height} = {width * height} pixels, above the limit of "
-            f"{max_pixels}; downsample it before upload or raise max_pixels"
+            f"the image header declares {width} x {height} = {width * height} pixels, above mpmmu's limit of "
+            f"{max_pixels} pixels, so the file was not decoded; check that the right file was chosen, and "
+            "downsample or crop a real image this large before upload (API callers can raise max_pixels)"
         )
     if window_index is not None:
         raise UnsupportedImageError(

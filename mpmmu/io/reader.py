@@ -86,32 +86,37 @@ def read_image(
     TypeError
         If ``source`` is none of the accepted types.
     """
-    data = _read_bytes(source, max_bytes)
+    # Messages name a file by its basename; callers with bytes can prepend their own name.
+    subject = os.path.basename(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "the input"
+    data = _read_bytes(source, max_bytes, subject)
     if not data:
-        raise ImageReadError("the input is empty (0 bytes); choose the image file again")
+        raise ImageReadError(f"{subject} is empty (0 bytes); choose the image file again")
     sha256 = hashlib.sha256(data).hexdigest()
     options = {"sha256": sha256, "frame": frame, "window_index": window_index, "max_pixels": max_pixels}
 
     if data[DICOM_MARKER_OFFSET:DICOM_MARKER_OFFSET + 4] == b"DICM":
-        return decode_dicom(_parse_dicom(data, force=False), **options)
+        return decode_dicom(_parse_dicom(data, subject), **options)
 
-    image = open_raster(data)
+    image = open_raster(data, max_pixels)
     if image is not None:
         with image:
             return read_raster(image, **options)
 
     dataset = _parse_bare_dataset(data)
     if dataset is None:
+        logger.debug(
+            "%d bytes: no 'DICM' marker at byte %d, no raster signature, and no bare DICOM dataset",
+            len(data), DICOM_MARKER_OFFSET,
+        )
         raise ImageReadError(
-            f"the input ({len(data)} bytes) is neither DICOM nor a supported "
-            "image: it has no 'DICM' marker at byte 128, no PNG, JPEG, TIFF, PGM or BMP signature, "
-            "and does not parse as a bare DICOM dataset; check that the right file was chosen"
+            f"{subject} ({len(data)} bytes) is neither a DICOM file nor a PNG, JPEG, TIFF, BMP or "
+            "PGM image; check that the right file was chosen"
         )
     logger.info("no 'DICM' marker; read as a bare DICOM dataset without File Meta Information")
     return decode_dicom(dataset, **options)
 
 
-def _read_bytes(source: ImageSource, max_bytes: int) -> bytes:
+def _read_bytes(source: ImageSource, max_bytes: int, subject: str) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -120,7 +125,8 @@ def _read_bytes(source: ImageSource, max_bytes: int) -> bytes:
             size = os.path.getsize(path)
             if size > max_bytes:
                 raise ImageTooLargeError(
-                    f"the file is {size} bytes, above the limit of {max_bytes}; raise max_bytes to read it"
+                    f"{subject} is {size} bytes, above mpmmu's limit of {max_bytes} bytes, so it was not "
+                    "read; check that the right file was chosen (API callers can raise max_bytes)"
                 )
             with open(path, "rb") as handle:
                 data = handle.read()
@@ -146,20 +152,23 @@ def _read_bytes(source: ImageSource, max_bytes: int) -> bytes:
         )
     if len(data) > max_bytes:
         raise ImageTooLargeError(
-            f"the input is more than {max_bytes} bytes; raise max_bytes to read it"
+            f"{subject} is more than {max_bytes} bytes, above mpmmu's limit, so it was not read; "
+            "check that the right file was chosen (API callers can raise max_bytes)"
         )
     return data
 
 
-def _parse_dicom(data: bytes, *, force: bool) -> Dataset:
+def _parse_dicom(data: bytes, subject: str) -> Dataset:
     try:
-        return dcmread(io.BytesIO(data), force=force)
+        return dcmread(io.BytesIO(data))
     # pydicom raises InvalidDicomError for a bad header but struct.error, ValueError, KeyError,
     # EOFError and others from deeper in the element parser when the bytes are corrupt.
     except Exception as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        logger.debug("DICOM header parse failed: %s", reason)
         raise ImageReadError(
-            f"the DICOM header could not be parsed ({reason}); the file is corrupt or truncated, export it again"
+            f"{subject} starts like a DICOM file but its header could not be read, so the file is "
+            "corrupt or truncated; export it again"
         ) from error
 
 

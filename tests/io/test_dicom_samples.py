@@ -138,7 +138,7 @@ def test_read_image_raises_structured_report(dicom_samples_dir):
 def test_read_image_no_meta_policy(dicom_samples_dir):
     data = (dicom_samples_dir / "no_meta.dcm").read_bytes()
     # The file has a stray byte before its first element; the reader does not search for an offset.
-    with pytest.raises(ImageReadError, match="neither DICOM nor a supported image"):
+    with pytest.raises(ImageReadError, match="neither a DICOM file nor a PNG, JPEG, TIFF, BMP or PGM image"):
         read_image(data)
     # The same dataset starting at its first element is read by the forced parse.
     record = read_image(data[1:])

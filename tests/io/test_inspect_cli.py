@@ -23,10 +23,12 @@ def test_inspect_writes_previews_and_names_errors(dicom_samples_dir, tmp_path, c
 
     assert status == 1
     assert "Traceback" not in captured.err
-    error_lines = [line for line in captured.err.splitlines() if ": error: " in line]
+    error_lines = captured.err.splitlines()
     assert len(error_lines) == len(UNREADABLE)
-    assert any("MR_truncated.dcm: error: ImageReadError: Pixel Data (7FE0,0010) is truncated" in line for line in error_lines)
-    assert any("reportsi.dcm: error: NoPixelDataError" in line for line in error_lines)
+    assert any("MR_truncated.dcm: Pixel Data (7FE0,0010) is truncated" in line for line in error_lines)
+    assert any("reportsi.dcm: the DICOM file has no Pixel Data" in line for line in error_lines)
+    for line in error_lines:
+        assert "Error:" not in line  # no internal class name such as ImageReadError
 
     summaries = [json.loads(line) for line in captured.out.splitlines()]
     readable = [summary for summary in summaries if "error" not in summary]
@@ -60,3 +62,15 @@ def test_inspect_frame_out_of_range_is_one_line(dicom_samples_dir, capsys):
     assert status == 1
     assert "frame 99 was requested but the file has 30 frame(s)" in error
     assert "Traceback" not in error
+
+
+def test_inspect_non_image_error_is_plain(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"plain text, not an image\n" * 10)
+    status = main(["inspect", str(path)])
+    error = capsys.readouterr().err.strip()
+    assert status == 1
+    assert error == (
+        f"{path}: notes.txt (250 bytes) is neither a DICOM file nor a PNG, JPEG, TIFF, BMP or PGM image; "
+        "check that the right file was chosen"
+    )

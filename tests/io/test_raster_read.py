@@ -116,20 +116,24 @@ def test_read_image_path_bytes_filelike_agree(tmp_path):
 def test_read_image_raises_decompression_bomb():
     bomb = _png_with_size(200_000, 200_000)  # 40 G pixels declared in a tiny file
     assert len(bomb) < 100
-    with pytest.raises(ImageTooLargeError):
+    with pytest.raises(ImageTooLargeError) as caught:
         read_image(bomb)
+    message = str(caught.value)
+    assert "declares 200000 x 200000 = 40000000000 pixels, above mpmmu's limit of 60000000 pixels" in message
+    assert "downsample or crop" in message
+    assert "decompression bomb DOS attack" not in message  # Pillow's own text stays out
 
 
 def test_read_image_raises_oversized_image():
     data = _encode(Image.new("L", (100, 80)), "PNG")
-    with pytest.raises(ImageTooLargeError, match="100 x 80 = 8000 pixels, above the limit of 5000"):
+    with pytest.raises(ImageTooLargeError, match="declares 100 x 80 = 8000 pixels, above mpmmu's limit of 5000 pixels, so the file was not decoded"):
         read_image(data, max_pixels=5000)
 
 
 def test_read_image_raises_oversized_input(tmp_path):
     path = tmp_path / "big.png"
     path.write_bytes(_encode(Image.new("L", (100, 80)), "PNG"))
-    with pytest.raises(ImageTooLargeError, match="above the limit of 10"):
+    with pytest.raises(ImageTooLargeError, match="big.png is .* bytes, above mpmmu's limit of 10 bytes"):
         read_image(path, max_bytes=10)
 
 
@@ -158,8 +162,8 @@ def test_read_image_raises_window_index_on_raster():
     ("data", "message"),
     [
         (b"", "empty"),
-        (np.random.default_rng(1).bytes(4096), "neither DICOM nor a supported image"),
-        (b"Patient report\nThis is a plain text file, not an image.\n" * 20, "neither DICOM nor a supported image"),
+        (np.random.default_rng(1).bytes(4096), "the input \\(4096 bytes\\) is neither a DICOM file nor a PNG"),
+        (b"Patient report\nThis is a plain text file, not an image.\n" * 20, "neither a DICOM file nor a PNG"),
         (b"\x00" * 128 + b"DICM" + b"\xff" * 40, "DICOM"),
     ],
     ids=["empty", "random", "text", "dicm_garbage"],
@@ -167,6 +171,17 @@ def test_read_image_raises_window_index_on_raster():
 def test_read_image_raises_not_an_image(data, message):
     with pytest.raises(ImageReadError, match=message):
         read_image(data)
+
+
+def test_read_image_names_file_in_error(tmp_path):
+    path = tmp_path / "scan.bin"
+    path.write_bytes(b"not an image at all" * 10)
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    message = str(caught.value)
+    assert message.startswith("scan.bin (190 bytes) is neither a DICOM file nor a PNG, JPEG, TIFF, BMP or PGM image")
+    assert str(tmp_path) not in message
+    assert "DICM" not in message
 
 
 def test_read_image_raises_missing_path(tmp_path):
@@ -200,3 +215,10 @@ def test_apply_window_raster_greyscale():
     assert windowed.min() == 0.0
     assert windowed.max() == 1.0
     assert 0.4 < windowed[8, 0] < 0.6
+
+
+def test_read_image_bomb_above_pillow_limit():
+    # A max_pixels above Pillow's own bound leaves Pillow's check in charge, so the error names it.
+    pillow_limit = 2 * Image.MAX_IMAGE_PIXELS
+    with pytest.raises(ImageTooLargeError, match=f"above Pillow's decompression-bomb limit of {pillow_limit} pixels"):
+        read_image(_png_with_size(200_000, 200_000), max_pixels=10**12)
