@@ -146,6 +146,9 @@ def report_data(report: CaseReport) -> dict[str, Any]:
         "agreement": round(float(prediction.agreement), 6),
         "no_call": is_no_call(prediction),
         "votes": {name: round(float(value), 6) for name, value in prediction.votes.items()},
+        "answered_by": prediction.fusion,
+        "votes_model": prediction.votes_model,
+        "votes_threshold": None if prediction.votes_threshold is None else round(float(prediction.votes_threshold), 6),
         "pseudo_paired_training": prediction.pseudo_paired_training,
         "warnings": list(prediction.warnings),
         "timings_s": {name: round(float(value), 4) for name, value in prediction.timings.items()},
@@ -294,8 +297,22 @@ def render_report_page(report: CaseReport, lang: str = "en") -> Image.Image:
             fused=percent(prediction.p_malignant),
         )
     )
+    writer.text(t("common.report_threshold_source", lang, model=t(f"common.fusion_{prediction.fusion}", lang)))
     votes = ", ".join(f"{t(f'common.learner_{name}', lang)} {100 * value:.0f}%" for name, value in prediction.votes.items())
-    writer.text(t("report.votes", lang, votes=votes, agreement=f"{100 * prediction.agreement:.0f}"))
+    if prediction.votes_model and prediction.votes_model != prediction.fusion:
+        votes_threshold = prediction.threshold if prediction.votes_threshold is None else prediction.votes_threshold
+        votes_text = t(
+            "common.report_votes_comparison",
+            lang,
+            votes_model=t(f"common.fusion_{prediction.votes_model}", lang),
+            fusion=t(f"common.fusion_{prediction.fusion}", lang),
+            votes=votes,
+            percent=f"{100 * prediction.agreement:.0f}",
+            threshold=f"{100 * votes_threshold:.0f}",
+        )
+    else:
+        votes_text = t("report.votes", lang, votes=votes, agreement=f"{100 * prediction.agreement:.0f}")
+    writer.text(votes_text)
     if data["no_call"]:
         writer.text(t("common.no_call", lang), colour="#b30000")
     for warning in prediction.warnings:

@@ -8,9 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from mpmmu.i18n import catalogue, t
-from mpmmu.viz import results_table, roc_curves, roc_figure
+from mpmmu.viz import fusion_reason_text, results_table, roc_curves, roc_figure, training_data_text
 from ui.layout import page_frame
 from ui.loaders import bundle_dir, get_pipeline
+from ui.result import device_text
 from ui.viewer import PLOTLY_CONFIG
 
 
@@ -39,8 +40,8 @@ def render() -> None:
             version=pipeline.model_version or "—",
             bundle=str(bundle_dir()),
             fusion=t(f"common.fusion_{fusion.get('chosen', 'stacking')}", lang),
-            reason=fusion.get("reason", "—"),
-            device=pipeline.device_name,
+            reason=fusion_reason_text(metadata, lang),
+            device=device_text(pipeline.device_name, lang),
         )
     )
     thresholds = metadata.get("thresholds", {})
@@ -58,7 +59,11 @@ def render() -> None:
     st.header(t("model_card.training_data", lang))
     st.markdown(t("model_card.training_data_text", lang))
     training = metadata.get("training_data", {})
-    if training.get("description"):
+    training_text = training_data_text(metadata, lang)
+    if training_text is not None:
+        st.caption(training_text)
+    elif training.get("description"):
+        # NOTE: an older bundle without image counts only has this English description.
         st.caption(t("model_card.bundle_description", lang, description=training["description"]))
 
     st.subheader(t("model_card.pseudo_pairing", lang))

@@ -94,3 +94,25 @@ def test_report_pdf_is_pdf(case):
     data = report_pdf(case, "en")
     assert data.startswith(b"%PDF")
     assert len(data) > 10_000
+
+
+@pytest.fixture(scope="module")
+def late_fusion_case(case) -> CaseReport:
+    prediction = Prediction(
+        **{**case.prediction.__dict__, "fusion": "late_fusion", "votes_model": "stacking", "votes_threshold": 0.25}
+    )
+    return CaseReport(prediction=prediction, mammogram=case.mammogram, ultrasound=case.ultrasound)
+
+
+def test_report_data_names_votes_model(late_fusion_case):
+    data = report_data(late_fusion_case)
+
+    assert data["answered_by"] == "late_fusion"
+    assert data["votes_model"] == "stacking"
+    assert data["votes_threshold"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_report_png_late_fusion_page(late_fusion_case, lang):
+    page = Image.open(io.BytesIO(report_png(late_fusion_case, lang)))
+    assert page.size == (1240, 1754)

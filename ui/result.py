@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -71,10 +72,54 @@ def _headline(prediction: Prediction, lang: str) -> None:
                 threshold=f"{100 * prediction.threshold:.0f}",
             )
         )
+        st.caption(t("second_read.threshold_source", lang, model=t(f"common.fusion_{prediction.fusion}", lang)))
         if is_no_call(prediction):
             st.error(t("common.no_call", lang), icon=":material/balance:")
         else:
-            st.success(t("second_read.learners_agree", lang, percent=f"{100 * prediction.agreement:.0f}"), icon=":material/check_circle:")
+            st.success(agreement_text(prediction, lang), icon=":material/check_circle:")
+
+
+def votes_are_comparison(prediction: Prediction) -> bool:
+    """Return whether the votes come from another model than the one that produced ``p_malignant`` (late fusion)."""
+    return bool(prediction.votes_model) and prediction.votes_model != prediction.fusion
+
+
+def _votes_threshold(prediction: Prediction) -> float:
+    return prediction.threshold if prediction.votes_threshold is None else prediction.votes_threshold
+
+
+def agreement_text(prediction: Prediction, lang: str) -> str:
+    """Return the agreement sentence, naming the stacking threshold when its learners only compare."""
+    percent = f"{100 * prediction.agreement:.0f}"
+    if votes_are_comparison(prediction):
+        return t(
+            "second_read.learners_agree_comparison",
+            lang,
+            percent=percent,
+            model=t(f"common.fusion_{prediction.votes_model}", lang),
+            threshold=f"{100 * _votes_threshold(prediction):.0f}",
+        )
+    return t("second_read.learners_agree", lang, percent=percent)
+
+
+def votes_caption(prediction: Prediction, lang: str) -> str:
+    """Return the vote chart caption, which marks the votes as a comparison when late fusion produced the answer."""
+    if votes_are_comparison(prediction):
+        return t(
+            "second_read.votes_caption_comparison",
+            lang,
+            votes_model=t(f"common.fusion_{prediction.votes_model}", lang),
+            fusion=t(f"common.fusion_{prediction.fusion}", lang),
+        )
+    return t("second_read.votes_caption", lang, fusion=t(f"common.fusion_{prediction.fusion}", lang))
+
+
+def device_text(device: str, lang: str) -> str:
+    """Translate the pipeline's device name "cpu (N threads)"; other names (a GPU model) stay as they are."""
+    match = re.fullmatch(r"cpu \((\d+) threads?\)", device)
+    if match is None:
+        return device
+    return t("common.device_cpu", lang, threads=match.group(1))
 
 
 def _modalities(prediction: Prediction, lang: str) -> None:
@@ -109,7 +154,7 @@ def _votes(prediction: Prediction, lang: str) -> None:
     st.plotly_chart(
         votes_chart(
             prediction.votes,
-            prediction.threshold,
+            _votes_threshold(prediction),
             learner_labels=labels,
             title=t("second_read.votes_title", lang),
             threshold_label=t("second_read.threshold", lang),
@@ -117,7 +162,7 @@ def _votes(prediction: Prediction, lang: str) -> None:
         config=PLOTLY_CONFIG,
         key="votes",
     )
-    st.caption(t("second_read.votes_caption", lang, fusion=t(f"common.fusion_{prediction.fusion}", lang)))
+    st.caption(votes_caption(prediction, lang))
 
 
 def _heatmaps(
@@ -218,6 +263,7 @@ def _attention(
                     weights,
                     title="",
                     x_label=t("second_read.eca_channel", lang),
+                    x_axis_title=t("second_read.eca_channel_rank", lang),
                     y_label=t("second_read.eca_weight", lang),
                 ),
                 config=PLOTLY_CONFIG,
@@ -238,11 +284,11 @@ def _attention(
 
 
 def _run_details(prediction: Prediction, elapsed: float, lang: str) -> None:
-    with st.expander(t("second_read.run_details", lang, device=prediction.device, seconds=f"{elapsed:.2f}")):
+    with st.expander(t("second_read.run_details", lang, device=device_text(prediction.device, lang), seconds=f"{elapsed:.2f}")):
         rows = [{t("second_read.step", lang): name, "ms": round(1000 * float(value), 1)} for name, value in prediction.timings.items()]
         rows.append({t("second_read.step", lang): t("second_read.step_total", lang), "ms": round(1000 * elapsed, 1)})
         st.dataframe(pd.DataFrame(rows), hide_index=True)
-        st.caption(t("second_read.model_version", lang, version=prediction.model_version, fusion=prediction.fusion))
+        st.caption(t("second_read.model_version", lang, version=prediction.model_version, fusion=t(f"common.fusion_{prediction.fusion}", lang)))
 
 
 def _report_file(slot: dict, kind: str, lang: str) -> bytes | str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpmmu.viz.metadata import results_table, roc_curves
+from mpmmu.viz.metadata import fusion_reason_text, results_table, roc_curves, training_data_text
 from mpmmu.viz.figures import (
     box_from_selection,
     channel_weight_chart,
@@ -20,11 +20,13 @@ __all__ = [
     "channel_weight_chart",
     "display_image",
     "encode_image",
+    "fusion_reason_text",
     "image_figure",
     "probability_bars",
     "probability_gauge",
     "results_table",
     "roc_curves",
     "roc_figure",
+    "training_data_text",
     "votes_chart",
 ]

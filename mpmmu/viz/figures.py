@@ -199,6 +199,7 @@ def channel_weight_chart(
     title: str = "",
     x_label: str = "channel",
     y_label: str = "weight",
+    x_axis_title: str = "channel (ranked by weight)",
 ) -> go.Figure:
     """Build a chart of ECA channel weights: all channels sorted, with the strongest ``top_k`` marked.
 
@@ -213,7 +214,9 @@ def channel_weight_chart(
     top_k : int
         How many of the strongest channels to highlight and label with their index.
     title, x_label, y_label : str
-        Translated texts.
+        Translated texts; ``x_label`` names one channel in the hover text.
+    x_axis_title : str
+        Translated title of the x axis, which orders the channels by weight.
     """
     weights = np.asarray(weights, dtype=np.float64).ravel()
     order = np.argsort(weights)[::-1]
@@ -244,7 +247,7 @@ def channel_weight_chart(
         )
     )
     fig.add_hline(y=float(weights.mean()), line=dict(color=THRESHOLD_COLOUR, dash="dot", width=1))
-    fig.update_xaxes(title=f"{x_label} (rank)", showticklabels=False)
+    fig.update_xaxes(title=x_axis_title, showticklabels=False)
     fig.update_yaxes(title=y_label, range=[0, max(1.0, float(ranked.max()) if ranked.size else 1.0)], gridcolor="#eeeeee")
     fig.update_layout(title=title)
     return _base_layout(fig, height=260)

@@ -130,3 +130,56 @@ def roc_curves(metadata: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any
             auc = metrics.get(model, {}).get("auc") if isinstance(metrics.get(model), Mapping) else None
             flat[model] = {"fpr": list(curve["fpr"]), "tpr": list(curve["tpr"]), "auc": auc if auc is not None else curve.get("auc")}
     return {"": flat} if flat else {}
+
+
+def fusion_reason_text(metadata: Mapping[str, Any], lang: str) -> str:
+    """Render why the bundle chose its two-image fusion, from the validation AUCs, in ``lang``.
+
+    Returns "—" when the metadata records no AUC for the chosen fusion or for any rival, because
+    the English ``fusion["reason"]`` string is not shown in translation.
+    """
+    from mpmmu.i18n import t
+
+    fusion = metadata.get("fusion", {})
+    chosen = fusion.get("chosen", "")
+    aucs = fusion.get("validation_auc", {})
+    rivals = [name for name in aucs if name != chosen]
+    if chosen not in aucs or not rivals:
+        return "—"
+    others = ", ".join(f"{t(f'common.fusion_{name}', lang)} {float(aucs[name]):.3f}" for name in rivals)
+    return t(
+        "model_card.fusion_reason",
+        lang,
+        chosen=t(f"common.fusion_{chosen}", lang),
+        chosen_auc=f"{float(aucs[chosen]):.3f}",
+        others=others,
+    )
+
+
+def training_data_text(metadata: Mapping[str, Any], lang: str) -> str | None:
+    """Render the bundle's training-data summary in ``lang`` from its image counts and seed.
+
+    Returns None when ``training_data`` lacks the train and validation counts of both modalities
+    or the seed, or the pair count of a pseudo-paired bundle, so the caller can fall back to the
+    bundle's own English description.
+    """
+    from mpmmu.i18n import t
+
+    training = metadata.get("training_data", {})
+    counts = training.get("images_per_split", {})
+    pairs = training.get("stage2_pairs", {}).get("n_pairs")
+    try:
+        values = {
+            f"{modality}_{split}": int(counts[modality][split])
+            for modality in ("mammography", "ultrasound")
+            for split in ("train", "val")
+        }
+    except (KeyError, TypeError, ValueError):
+        return None
+    if "seed" not in training:
+        return None
+    if not training.get("pseudo_paired", False):
+        return t("model_card.bundle_training_paired", lang, seed=training["seed"], **values)
+    if pairs is None:
+        return None
+    return t("model_card.bundle_training", lang, pairs=int(pairs), seed=training["seed"], **values)

@@ -57,7 +57,8 @@ def test_second_read_upload_analyse_shows_result(app, case_files):
     assert "Where the model looked (Grad-CAM)" in texts
     # Two viewers, gauge, modality bars, votes, two heatmaps and the attention views.
     assert _plotly_count(app) >= 8
-    assert any(expander.label.startswith("Run details: cpu") for expander in app.expander)
+    assert any(expander.label.startswith("Run details: CPU (") for expander in app.expander)
+    assert "Each model has its own threshold, chosen on validation data by Youden's J" in texts
 
 
 def test_second_read_never_shows_patient_name(app, case_files):
@@ -142,6 +143,21 @@ def test_app_language_switch_to_chinese(app, case_files):
     app.button(key="analyse").click().run()
     assert not app.exception
     assert any(metric.label == "恶性概率" for metric in app.metric)
+    assert any(expander.label.startswith("运行详情：CPU（") for expander in app.expander)
+    assert not any("threads" in expander.label for expander in app.expander)
+    texts = _texts(app)
+    assert "约登指数" in texts
+    assert "Youden" not in texts
+
+
+def test_model_card_chinese_fusion_reason(app):
+    app.radio(key="lang_widget").set_value("zh-CN").run()
+    app.switch_page("pages/model_card.py").run()
+    assert not app.exception
+    texts = _texts(app)
+    assert "验证集 AUC 最高" in texts
+    assert "highest validation AUC" not in texts
+    assert "threads" not in texts
 
 
 def test_app_every_page_states_research_use(app):
@@ -240,3 +256,66 @@ def test_second_read_real_example_when_data_present(app_env, bus_bra_dir, mini_m
     at.button(key="analyse").click().run()
     assert not at.exception
     assert any(metric.label == "Probability of malignancy" for metric in at.metric)
+
+
+def _prediction(**overrides):
+    from mpmmu.records import Prediction
+
+    fields = dict(
+        p_malignant=0.369,
+        p_mammography=0.3,
+        p_ultrasound=0.5,
+        votes={"logistic_regression": 0.1, "svm": 0.3, "random_forest": 0.2, "extra_trees": 0.4, "meta_mlp": 0.212},
+        threshold=0.343,
+        fusion="late_fusion",
+        agreement=0.5,
+        model_version="mpmmu-000000000000",
+        device="cpu (2 threads)",
+        timings={},
+        votes_model="stacking",
+        votes_threshold=0.248,
+    )
+    fields.update(overrides)
+    return Prediction(**fields)
+
+
+def test_votes_caption_late_fusion_says_comparison():
+    from ui.result import votes_caption
+
+    caption = votes_caption(_prediction(), "en")
+
+    assert "Votes of the learners of the stacking ensemble of fused features, shown for comparison" in caption
+    assert "the answer comes from late fusion of both branches, which had the higher validation AUC" in caption
+
+
+def test_votes_caption_stacking_unchanged():
+    from ui.result import votes_caption
+
+    caption = votes_caption(_prediction(fusion="stacking", threshold=0.248), "en")
+
+    assert "shown for comparison" not in caption
+    assert "Final model: stacking ensemble of fused features." in caption
+
+
+def test_agreement_text_late_fusion_names_stacking_threshold():
+    from ui.result import agreement_text
+
+    text = agreement_text(_prediction(), "en")
+
+    assert text.startswith("50% of the base learners of the stacking ensemble of fused features give the same class")
+    assert "own threshold (25%)" in text
+    assert "They did not produce the answer." in text
+
+
+@pytest.mark.parametrize(
+    "device, lang, expected",
+    [
+        ("cpu (2 threads)", "en", "CPU (2 threads)"),
+        ("cpu (2 threads)", "zh-CN", "CPU（2 个线程）"),
+        ("cuda:0 (NVIDIA H200)", "zh-CN", "cuda:0 (NVIDIA H200)"),
+    ],
+)
+def test_device_text_translates_cpu(device, lang, expected):
+    from ui.result import device_text
+
+    assert device_text(device, lang) == expected

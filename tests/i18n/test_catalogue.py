@@ -71,6 +71,8 @@ def test_catalogue_static_keys_used_in_app_exist():
     [
         ("common.band_", ("low", "below", "above", "high")),
         ("common.fusion_", ("stacking", "late_fusion", "mammography_only", "ultrasound_only")),
+        ("common.report_", ("votes_comparison", "threshold_source")),
+        ("model_card.", ("fusion_reason", "bundle_training", "bundle_training_paired")),
         ("common.learner_", ("logistic_regression", "svm", "random_forest", "extra_trees", "meta_mlp")),
         ("common.label_", ("benign", "malignant")),
         ("common.", ("mammography", "ultrasound")),

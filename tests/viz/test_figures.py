@@ -165,3 +165,11 @@ def test_image_figure_reuses_given_source():
 def test_encode_image_jpeg_data_uri():
     uri = encode_image(np.zeros((8, 8, 3), dtype=np.uint8), "jpeg")
     assert uri.startswith("data:image/jpeg;base64,")
+
+
+def test_channel_weight_chart_axis_title_translated():
+    figure = channel_weight_chart(np.array([0.2, 0.8]), x_label="通道", x_axis_title="通道（按权重排序）")
+
+    assert figure.layout.xaxis.title.text == "通道（按权重排序）"
+    assert "rank" not in figure.layout.xaxis.title.text
+    assert figure.data[0].hovertemplate.startswith("通道 ")
