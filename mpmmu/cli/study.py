@@ -21,6 +21,7 @@ from typing import Any
 from mpmmu.cli.study_store import register_store_commands, run_study_analyse
 from mpmmu.metrics.mrmc import DBMResult, MrmcData, MrmcTest, ORResult, dbm_analysis, or_analysis
 from mpmmu.metrics.mrmc_io import read_imrmc, read_long_csv, read_lrc
+from mpmmu.study.analysis import check_case_counts
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,14 @@ def read_ratings(path: Path) -> MrmcData:
 def analyse_study(
     data: MrmcData, covariance: str = "jackknife", alpha: float = 0.05
 ) -> dict[str, Any]:
-    """Run the OR and DBM analyses and collect their results as a JSON-ready dictionary."""
+    """Run the OR and DBM analyses and collect their results as a JSON-ready dictionary.
+
+    Raises
+    ------
+    MrmcDataError
+        When there are fewer than 2 abnormal or 2 normal cases.
+    """
+    check_case_counts(data.n_abnormal, data.n_normal, "add cases of the missing class to the ratings")
     or_result = or_analysis(data, covariance=covariance, alpha=alpha)
     dbm_result = dbm_analysis(data, alpha=alpha)
     analyses = {}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mpmmu.data.manifest import manifest_sha256, read_manifest
 from mpmmu.errors import StudyStoreError
+from mpmmu.study.analysis import MIN_CASES_PER_CLASS
 from mpmmu.study.design import BIRADS_CATEGORIES, DESIGNS
 from mpmmu.study.store import STUDY_DB_ENV, StudyStore
 
@@ -75,7 +76,22 @@ def register_store_commands(study_subparsers: argparse._SubParsersAction) -> Non
     import_reads = study_subparsers.add_parser(
         "import-reads",
         help="lock reads collected outside the app from a CSV",
-        description="Lock reads from a CSV with the columns reader, case_id, mode (unaided or aided), birads and probability (0-100); reading_seconds is optional.",
+        description=(
+            "Lock reads collected outside the app from a CSV, all or nothing: every row is checked "
+            "before any read is written. Rows identical to reads already locked are skipped, so "
+            "importing the same file again changes nothing."
+        ),
+        epilog=(
+            "CSV columns, one row per read:\n"
+            "  reader           reader name as given to `mpmmu study create --readers`\n"
+            "  case_id          case id from the study's manifest\n"
+            "  mode             unaided or aided\n"
+            f"  birads           BI-RADS category: {', '.join(BIRADS_CATEGORIES)}\n"
+            "  probability      probability of malignancy, whole percent 0-100\n"
+            "  reading_seconds  optional: reading time in seconds\n"
+            "Other columns are ignored, so a file written by `mpmmu study export --format reads` can be imported."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_study(import_reads)
     import_reads.add_argument("--csv", required=True, type=Path, help="reads CSV")
@@ -110,6 +126,7 @@ def run_create(args: argparse.Namespace) -> int:
     """Create the study, store AI results when asked, and print the invitation codes."""
     rows = read_manifest(args.manifest)
     name = args.name or args.manifest.stem
+    _warn_few_cases(rows)
     with _open(args) as store:
         info, codes = store.create_study(
             name,
@@ -127,6 +144,19 @@ def run_create(args: argparse.Namespace) -> int:
         print(f"AI results stored for {scored} of {info.n_cases} cases")
     _print_codes(codes, args.codes_out)
     return 0
+
+
+def _warn_few_cases(rows: list) -> None:
+    n_malignant = sum(row.label == "malignant" for row in rows)
+    n_benign = sum(row.label == "benign" for row in rows)
+    if n_malignant < MIN_CASES_PER_CLASS or n_benign < MIN_CASES_PER_CLASS:
+        logger.warning(
+            "the manifest has %d malignant and %d benign cases; `mpmmu study analyse` needs at least %d of each, "
+            "so this study cannot get an MRMC analysis. Add cases to the manifest unless the study is a trial run.",
+            n_malignant,
+            n_benign,
+            MIN_CASES_PER_CLASS,
+        )
 
 
 def _store_ai(store: StudyStore, study_id: int, rows: list, predictions: Path | None, bundle: Path | None) -> int | None:
@@ -182,8 +212,8 @@ def run_import_reads(args: argparse.Namespace) -> int:
     from mpmmu.study.export import import_reads_csv
 
     with _open(args) as store:
-        added = import_reads_csv(store, args.study, args.csv)
-    print(f"{added} reads locked")
+        result = import_reads_csv(store, args.study, args.csv)
+    print(f"{result.added} reads locked, {result.skipped} rows skipped as already locked")
     return 0
 
 

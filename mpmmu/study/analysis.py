@@ -258,6 +258,25 @@ def _roc_points(data: MrmcData, cases: Sequence[CaseInfo]) -> dict[str, dict[str
     return curves
 
 
+#: Minimum number of cases of each truth for the OR and DBM analyses. The jackknife leaves one case
+#: out and DeLong's sample covariances divide by n - 1, so both need two cases in each class.
+MIN_CASES_PER_CLASS = 2
+
+
+def check_case_counts(n_abnormal: int, n_normal: int, remedy: str) -> None:
+    """Raise MrmcDataError when there are too few cases of either truth for an MRMC analysis.
+
+    ``remedy`` ends the message and tells the user what to do, for example add cases.
+    """
+    if n_abnormal >= MIN_CASES_PER_CLASS and n_normal >= MIN_CASES_PER_CLASS:
+        return
+    raise MrmcDataError(
+        f"the MRMC analysis (Obuchowski-Rockette with jackknife or DeLong covariance, and DBM) needs at least "
+        f"{MIN_CASES_PER_CLASS} malignant and {MIN_CASES_PER_CLASS} benign cases, got {n_abnormal} malignant "
+        f"and {n_normal} benign; {remedy}"
+    )
+
+
 def analyse_reads(
     study: StudyInfo,
     cases: Sequence[CaseInfo],
@@ -275,6 +294,11 @@ def analyse_reads(
         When the reads are incomplete or the study has fewer than 2 readers or 2 cases of each truth.
     """
     data = mrmc_data(reads, rating)
+    check_case_counts(
+        data.n_abnormal,
+        data.n_normal,
+        "create a new study from a manifest with more cases of each class",
+    )
     if len(data.modalities) != 2:
         raise MrmcDataError(
             f"the reads cover only the {data.modalities[0]} mode; the MRMC comparison needs unaided and aided reads"

@@ -645,11 +645,13 @@ class StudyStore:
         birads = str(birads).strip().upper()
         probability = check_probability(probability)
         now = self.clock()
+        reader_label = f"reader {reader_id}"
         try:
             with self.transaction() as session:
                 reader = session.get(Reader, reader_id)
                 if reader is None:
                     raise StudyStoreError(f"reader {reader_id} not found")
+                reader_label = f"reader {reader.name!r}"
                 case = self._case(session, reader.study_id, case_id)
                 assignment, reading_session = self._assignment(session, reader, case, mode)
                 available_from = as_utc(reading_session.available_from)
@@ -696,7 +698,7 @@ class StudyStore:
                 record = self._read_record(session, read)
         except IntegrityError as error:
             raise StudyStoreError(
-                f"reader {reader_id} has already locked the {mode} read of case {case_id!r}; a locked read cannot change"
+                f"{reader_label} has already locked the {mode} read of case {case_id!r}; a locked read cannot change"
             ) from error
         logger.debug("reader %d locked the %s read of case %s", reader_id, mode, case_id)
         return record
