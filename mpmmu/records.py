@@ -2,7 +2,7 @@
 
 A case flows as: file -> :class:`ImageRecord` (``mpmmu.io``) -> :class:`ModelInput` with its
 invertible :class:`Transform` (``mpmmu.preprocess``) -> branch outputs -> :class:`Prediction`
-(``mpmmu.pipeline``). None of these records holds a patient identifier.
+(``mpmmu.pipeline``). None of these records contains a patient identifier.
 """
 
 from __future__ import annotations
@@ -82,13 +82,13 @@ class ImageRecord:
 
     @property
     def is_color(self) -> bool:
-        """Whether ``pixels`` holds RGB."""
+        """Whether ``pixels`` is an RGB image."""
         return self.pixels.ndim == 3
 
 
 @dataclass(frozen=True)
 class Transform:
-    """How preprocessing mapped the original image onto the model input, so it can be undone.
+    """Mapping from the original image onto the model input, recorded so that it can be undone.
 
     The original image is first cropped to ``crop_box`` (x, y, width, height in original pixels),
     then mirrored left-right if ``flipped``, then scaled by ``scale`` and placed at
@@ -136,7 +136,7 @@ class ModelInput:
 
 @dataclass(frozen=True)
 class Prediction:
-    """What the model says about one case.
+    """The model's output for one case.
 
     Attributes
     ----------
