@@ -25,6 +25,9 @@ from mpmmu.records import ImageRecord, ModelInput, Prediction
 
 logger = logging.getLogger(__name__)
 
+#: Validation AUC under which a stage-2 model's answer carries a warning that it is not informative.
+WEAK_MODEL_AUC = 0.6
+
 Box = tuple[int, int, int, int]
 #: Base learners whose votes count towards ``Prediction.agreement`` (the meta-learner does not).
 BASE_LEARNERS = ("logistic_regression", "svm", "random_forest", "extra_trees")
@@ -207,6 +210,21 @@ class Pipeline:
         modality = model.removesuffix("_only")
         return results[modality].features[None].astype(np.float64)
 
+    def _weak_model_warning(self, model: str) -> str | None:
+        """Return a warning when ``model`` ranked validation cases little better than chance.
+
+        The bundle's ``metrics.validation_out_of_fold`` records each stage-2 model's cross-fitted
+        validation AUC; below ``WEAK_MODEL_AUC`` its probability should not be relied on.
+        """
+        validation = self.metadata.get("metrics", {}).get("validation_out_of_fold", {})
+        auc = validation.get(model, {}).get("auc")
+        if auc is None or auc >= WEAK_MODEL_AUC:
+            return None
+        return (
+            f"the {model.replace('_', '-')} model had a validation AUC of {auc:.2f}, little better than "
+            "chance or worse, so its probability is not informative; read the case with both images"
+        )
+
     def combine(self, results: Mapping[str, BranchResult]) -> tuple[str, float, dict[str, float]]:
         """Apply stage 2 to the branch results of one case.
 
@@ -322,6 +340,9 @@ class Pipeline:
         if len(usable) == 1:
             missing = "ultrasound" if usable == ["mammography"] else "mammography"
             warnings.append(f"one modality missing ({missing}): {fusion.replace('_', '-')} model answered")
+            warning = self._weak_model_warning(fusion)
+            if warning:
+                warnings.append(warning)
 
         threshold = float(self.bundle.thresholds.get(fusion, 0.5))
         votes_model = votes_model_for(fusion) if votes else ""

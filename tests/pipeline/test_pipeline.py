@@ -6,6 +6,7 @@ import csv
 import threading
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -243,3 +244,19 @@ def test_predict_batch_records_failures(pipeline, rows, tmp_path):
     assert table[0]["error"] == ""
     assert table[2]["p_malignant"] == ""
     assert "missing.png" in table[2]["error"]
+
+
+@pytest.mark.parametrize(
+    ("auc", "warned"),
+    [(0.42, True), (0.59, True), (0.6, False), (0.87, False), (None, False)],
+)
+def test_weak_model_warning_below_validation_auc(auc, warned):
+    validation = {} if auc is None else {"mammography_only": {"auc": auc}}
+    holder = SimpleNamespace(metadata={"metrics": {"validation_out_of_fold": validation}})
+
+    warning = Pipeline._weak_model_warning(holder, "mammography_only")
+
+    assert (warning is not None) == warned
+    if warned:
+        assert f"{auc:.2f}" in warning
+        assert "mammography-only" in warning
