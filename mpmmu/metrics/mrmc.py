@@ -235,6 +235,21 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _analysis_dict(result: Any, method: str) -> dict[str, Any]:
+    """Return the JSON-ready fields of an OR or DBM result, with its three tests nested by name."""
+    tests = ("random", "fixed_readers", "fixed_cases")
+    return _json_safe(
+        {
+            "method": method,
+            **{key: value for key, value in asdict(result).items() if key not in tests},
+            "modality_auc": result.modality_auc,
+            "random_readers_random_cases": result.random.to_dict(),
+            "fixed_readers": result.fixed_readers.to_dict(),
+            "fixed_cases": result.fixed_cases.to_dict(),
+        }
+    )
+
+
 def _comparisons(
     modalities: Sequence[str], means: np.ndarray, std_error: float, df: float, alpha: float
 ) -> tuple[Comparison, ...]:
@@ -347,20 +362,7 @@ class ORResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain Python values for JSON; infinite degrees of freedom become None."""
-        return _json_safe(
-            {
-                "method": "OR",
-                **{
-                    key: value
-                    for key, value in asdict(self).items()
-                    if key not in ("random", "fixed_readers", "fixed_cases")
-                },
-                "modality_auc": self.modality_auc,
-                "random_readers_random_cases": self.random.to_dict(),
-                "fixed_readers": self.fixed_readers.to_dict(),
-                "fixed_cases": self.fixed_cases.to_dict(),
-            }
-        )
+        return _analysis_dict(self, "OR")
 
 
 def or_analysis(
@@ -603,20 +605,7 @@ class DBMResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain Python values for JSON; infinite degrees of freedom become None."""
-        return _json_safe(
-            {
-                "method": "DBM",
-                **{
-                    key: value
-                    for key, value in asdict(self).items()
-                    if key not in ("random", "fixed_readers", "fixed_cases")
-                },
-                "modality_auc": self.modality_auc,
-                "random_readers_random_cases": self.random.to_dict(),
-                "fixed_readers": self.fixed_readers.to_dict(),
-                "fixed_cases": self.fixed_cases.to_dict(),
-            }
-        )
+        return _analysis_dict(self, "DBM")
 
 
 def dbm_analysis(data: MrmcData, alpha: float = 0.05) -> DBMResult:
