@@ -204,6 +204,34 @@ def _heatmaps(
     _attention(prediction, records, displays, opacity, lang)
 
 
+def _attention_map_chart(
+    prediction: Prediction,
+    records: dict,
+    displays: dict,
+    modality: str,
+    attention_map: np.ndarray,
+    opacity: float,
+    lang: str,
+    key: str,
+) -> None:
+    """Draw one attention map over the displayed image of ``modality``."""
+    display = displays[modality]
+    shown = _display_map(id(prediction), key, _normalise(attention_map), display.shape[:2])
+    st.plotly_chart(
+        image_figure(
+            display,
+            original_shape=records[modality].shape,
+            heatmap=shown,
+            opacity=opacity,
+            colorbar_title=t("second_read.attention_colorbar", lang),
+            height=380,
+            image_format="jpeg",
+        ),
+        config=PLOTLY_CONFIG,
+        key=key,
+    )
+
+
 def _attention(
     prediction: Prediction,
     records: Mapping[str, ImageRecord | None],
@@ -220,21 +248,7 @@ def _attention(
     if spatial is not None and records.get("mammography") is not None:
         with columns[0]:
             st.markdown(f"**{t('second_read.cbam_title', lang)}**")
-            display = displays["mammography"]
-            shown = _display_map(id(prediction), "cbam", _normalise(spatial), display.shape[:2])
-            st.plotly_chart(
-                image_figure(
-                    display,
-                    original_shape=records["mammography"].shape,
-                    heatmap=shown,
-                    opacity=opacity,
-                    colorbar_title=t("second_read.attention_colorbar", lang),
-                    height=380,
-                    image_format="jpeg",
-                ),
-                config=PLOTLY_CONFIG,
-                key="cbam",
-            )
+            _attention_map_chart(prediction, records, displays, "mammography", spatial, opacity, lang, key="cbam")
             st.caption(t("second_read.cbam_caption", lang))
     if channels is not None:
         weights = np.asarray(channels, dtype=np.float64).ravel()
@@ -242,20 +256,8 @@ def _attention(
             st.markdown(f"**{t('second_read.eca_title', lang)}**")
             channel_map = prediction.attention.get("ultrasound_channel_map")
             if channel_map is not None and records.get("ultrasound") is not None:
-                display = displays["ultrasound"]
-                shown = _display_map(id(prediction), "eca", _normalise(channel_map), display.shape[:2])
-                st.plotly_chart(
-                    image_figure(
-                        display,
-                        original_shape=records["ultrasound"].shape,
-                        heatmap=shown,
-                        opacity=opacity,
-                        colorbar_title=t("second_read.attention_colorbar", lang),
-                        height=380,
-                        image_format="jpeg",
-                    ),
-                    config=PLOTLY_CONFIG,
-                    key="eca_map",
+                _attention_map_chart(
+                    prediction, records, displays, "ultrasound", channel_map, opacity, lang, key="eca_map"
                 )
                 st.caption(t("second_read.eca_map_caption", lang))
             st.plotly_chart(
