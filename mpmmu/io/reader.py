@@ -84,7 +84,7 @@ def read_image(
         A format, transfer syntax or photometric interpretation mpmmu cannot use, or a frame or
         window index out of range.
     TypeError
-        If ``source`` is none of the accepted types.
+        If ``source`` is not a path, bytes or a binary file object.
     """
     # Messages name a file by its basename; callers with bytes can prepend their own name.
     subject = os.path.basename(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else "the input"

@@ -169,7 +169,7 @@ def convert_lite0_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, tor
     Raises
     ------
     ModelWeightsError
-        If a key does not fit the Lite0 layout (the file holds some other network).
+        If a key does not fit the Lite0 layout because the file contains some other network.
     """
     block_to_stage: list[tuple[int, int]] = []
     for stage, repeats in enumerate(LITE0_STAGE_REPEATS):
@@ -231,7 +231,7 @@ def load_lite0_imagenet(model: nn.Module, path: str | Path | None = None) -> dic
     except (RuntimeError, OSError, ValueError) as error:
         raise ModelWeightsError(f"could not read EfficientNet-Lite0 weights from {path}: {error}") from error
     if not isinstance(raw, Mapping):
-        raise ModelWeightsError(f"{path} holds a {type(raw).__name__}, expected a state dict")
+        raise ModelWeightsError(f"{path} contains a {type(raw).__name__}, expected a state dict; point to the packaged Lite0 weight file")
 
     state = convert_lite0_state_dict(raw)
     expected = model.state_dict()

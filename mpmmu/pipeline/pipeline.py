@@ -25,7 +25,7 @@ from mpmmu.records import ImageRecord, ModelInput, Prediction
 
 logger = logging.getLogger(__name__)
 
-#: Validation AUC under which a stage-2 model's answer carries a warning that it is not informative.
+#: Validation AUC below which a stage-2 model's probability carries a warning that it is not informative.
 WEAK_MODEL_AUC = 0.6
 
 Box = tuple[int, int, int, int]
@@ -279,7 +279,7 @@ class Pipeline:
             scores the case.
         mammogram_roi, ultrasound_roi : tuple of int or None
             Lesion box (x, y, width, height) in the original image's pixels; None uses the whole
-            breast or B-mode region and says so in ``Prediction.warnings``.
+            breast or B-mode region and records that in ``Prediction.warnings``.
         explain : bool
             Compute Grad-CAM heatmaps and attention maps (about one more forward and a partial
             backward per image).

@@ -93,7 +93,7 @@ def segment_breast(image: np.ndarray, max_side: int = 512) -> BreastRegion:
     Notes
     -----
     Otsu's threshold on a mammogram separates the breast from the unexposed background because
-    the background holds the largest, darkest mode of the histogram. The threshold is capped at
+    the background is the largest, darkest mode of the histogram. The threshold is capped at
     a third of the way from the background level to the brightest tissue, since on dense breasts
     Otsu can split dense from fatty tissue instead and cut the fatty rim away.
     """

@@ -266,7 +266,7 @@ MIN_CASES_PER_CLASS = 2
 def check_case_counts(n_abnormal: int, n_normal: int, remedy: str) -> None:
     """Raise MrmcDataError when there are too few cases of either truth for an MRMC analysis.
 
-    ``remedy`` ends the message and tells the user what to do, for example add cases.
+    ``remedy`` ends the message with the next step, for example adding cases.
     """
     if n_abnormal >= MIN_CASES_PER_CLASS and n_normal >= MIN_CASES_PER_CLASS:
         return
