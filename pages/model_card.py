@@ -8,7 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from mpmmu.i18n import catalogue, t
-from mpmmu.viz import fusion_reason_text, results_table, roc_curves, roc_figure, training_data_text
+from mpmmu.viz import (
+    fusion_reason_text,
+    results_table,
+    roc_curves,
+    roc_figure,
+    single_modality_names,
+    training_data_text,
+)
 from ui.layout import page_frame
 from ui.loaders import bundle_dir, get_pipeline
 from ui.result import device_text
@@ -42,6 +49,7 @@ def render() -> None:
             fusion=t(f"common.fusion_{fusion.get('chosen', 'stacking')}", lang),
             reason=fusion_reason_text(metadata, lang),
             device=device_text(pipeline.device_name, lang),
+            **single_modality_names(metadata, lang),
         )
     )
     thresholds = metadata.get("thresholds", {})

@@ -215,6 +215,15 @@ class Bundle:
         return str(self.metadata["fusion"]["chosen"])
 
     @property
+    def single_modality(self) -> dict[str, str]:
+        """What answers a one-image case, per modality: "ensemble" or "branch".
+
+        Bundles written before this choice was recorded answer with the ensemble.
+        """
+        recorded = self.metadata["fusion"].get("single_modality", {})
+        return {modality: str(recorded.get(modality, "ensemble")) for modality in MODALITIES}
+
+    @property
     def pseudo_paired_training(self) -> bool:
         """Whether stage 2 was trained on pseudo-pairs instead of true mammogram-ultrasound pairs."""
         return bool(self.metadata["training_data"].get("pseudo_paired", True))
@@ -234,6 +243,7 @@ class Bundle:
         manifest_sha256: Mapping[str, str],
         fusion_reason: str = "",
         notes: str = "",
+        single_modality: Mapping[str, str] | None = None,
     ) -> Bundle:
         """Assemble a bundle from trained parts, checking that they fit together.
 
@@ -264,6 +274,9 @@ class Bundle:
             Why ``fusion`` was chosen; default states the validation AUCs.
         notes : str
             Free text kept in the metadata.
+        single_modality : mapping of Modality to {"ensemble", "branch"}, optional
+            What answers when the other image is missing; default "ensemble" for both. "branch"
+            needs a "<modality>_branch" threshold.
 
         Raises
         ------
@@ -288,6 +301,18 @@ class Bundle:
                 f"fusion must be 'stacking' or 'late_fusion' and present in ensembles {sorted(ensembles)}, "
                 f"got {fusion!r}"
             )
+        single = {modality: "ensemble" for modality in MODALITIES}
+        single.update(single_modality or {})
+        for modality, answer in single.items():
+            if modality not in MODALITIES or answer not in ("ensemble", "branch"):
+                raise BundleError(
+                    f"single_modality maps {MODALITIES} to 'ensemble' or 'branch', got {modality!r}: {answer!r}"
+                )
+            if answer == "branch" and f"{modality}_branch" not in thresholds:
+                raise BundleError(
+                    f"the {modality} branch answers single-image cases but has no '{modality}_branch' "
+                    "threshold; choose one on validation data"
+                )
         missing_preprocess = sorted(set(branches) - set(preprocess_configs))
         if missing_preprocess:
             raise BundleError(f"no preprocessing configuration for {missing_preprocess}")
@@ -312,7 +337,12 @@ class Bundle:
             "preprocess": preprocess,
             "input_size": {modality: int(preprocess[modality].get("size", 224)) for modality in branches},
             "thresholds": {name: float(value) for name, value in thresholds.items()},
-            "fusion": {"chosen": fusion, "reason": fusion_reason, "validation_auc": dict(validation_auc)},
+            "fusion": {
+                "chosen": fusion,
+                "reason": fusion_reason,
+                "validation_auc": dict(validation_auc),
+                "single_modality": single,
+            },
             "metrics": dict(metrics),
             "training_data": training,
             "manifest_sha256": dict(manifest_sha256),
@@ -357,8 +387,13 @@ class Bundle:
             branches=branches,
             ensembles=ensembles,
             preprocess_configs=preprocess_configs,
-            thresholds={name: stage2.thresholds[name] for name in ensembles},
+            thresholds={
+                name: stage2.thresholds[name]
+                for name in (*ensembles, "mammography_branch", "ultrasound_branch")
+                if name in stage2.thresholds
+            },
             fusion=stage2.fusion,
+            single_modality=stage2.single_modality,
             validation_auc=validation_auc,
             metrics=metrics,
             training_data=training_data,

@@ -36,10 +36,15 @@ BASE_LEARNERS = ("logistic_regression", "svm", "random_forest", "extra_trees")
 def votes_model_for(fusion: str) -> str:
     """Return the model whose learners vote when ``fusion`` produces ``p_malignant``.
 
-    Late fusion has no learners of its own, so the stacking ensemble's learners are shown for
-    comparison; every other model votes with its own learners.
+    Late fusion and a bare branch have no learners of their own, so the stacking ensemble's
+    (late fusion) or the single-modality ensemble's (branch) learners are shown for comparison;
+    every other model votes with its own learners.
     """
-    return "stacking" if fusion == "late_fusion" else fusion
+    if fusion == "late_fusion":
+        return "stacking"
+    if fusion.endswith("_branch"):
+        return fusion.removesuffix("_branch") + "_only"
+    return fusion
 
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
@@ -231,7 +236,8 @@ class Pipeline:
         Returns
         -------
         fusion : str
-            "stacking", "late_fusion", "mammography_only" or "ultrasound_only".
+            "stacking", "late_fusion", "<modality>_only" (single-modality ensemble) or
+            "<modality>_branch" (the branch alone, when the bundle chose it for one-image cases).
         p_malignant : float
         votes : dict of str to float
             Each stage-2 learner's probability; empty when the model that produced ``p_malignant`` has no learners.
@@ -241,7 +247,8 @@ class Pipeline:
             fusion = self.bundle.fusion
         else:
             (modality,) = results
-            fusion = f"{modality}_only"
+            answer = self.bundle.single_modality[modality]
+            fusion = f"{modality}_branch" if answer == "branch" else f"{modality}_only"
 
         votes: dict[str, float] = {}
         vote_model = votes_model_for(fusion)
@@ -255,7 +262,7 @@ class Pipeline:
         elif fusion in ensembles:
             p_malignant = votes["meta_mlp"]
         else:
-            # A bundle without a single-modality ensemble falls back to the branch probability.
+            # The bare branch answers: chosen on validation, or no single-modality ensemble in the bundle.
             (modality,) = results
             p_malignant = results[modality].probability
         return fusion, p_malignant, votes

@@ -192,10 +192,11 @@ class Stage2Output:
     ----------
     p_malignant : numpy.ndarray of float64, shape (n_cases,)
     fusion : str
-        "stacking", "late_fusion", "mammography_only" or "ultrasound_only".
+        "stacking", "late_fusion", "<modality>_only" (single-modality ensemble) or
+        "<modality>_branch" (the bare branch, when it beat that ensemble on validation).
     votes : dict of str to numpy.ndarray
-        Each base learner's probability and the meta-learner's ("meta_mlp"). With late fusion
-        chosen these come from the fused stacking ensemble, for display; p_malignant does not.
+        Each base learner's probability and the meta-learner's ("meta_mlp"). With late fusion or
+        a bare branch answering, these come from the matching ensemble, for display only.
     threshold : float
         Operating threshold of the model that produced p_malignant.
     single_modality : bool
@@ -207,6 +208,33 @@ class Stage2Output:
     votes: dict[str, np.ndarray]
     threshold: float
     single_modality: bool
+
+
+def choose_single_modality(metrics: dict[str, dict[str, float]]) -> dict[str, str]:
+    """Choose, per modality, what answers a case whose other image is missing.
+
+    The single-modality stacking ensemble ("ensemble") answers unless the bare branch ("branch")
+    had a strictly higher validation AUC. With few validation images of one modality, the
+    ensemble can rank worse than the branch whose features it reads.
+
+    Parameters
+    ----------
+    metrics : dict of str to dict of str to float
+        Validation metrics with "<modality>_only" and "<modality>_branch" entries; a modality
+        missing either keeps the ensemble.
+
+    Returns
+    -------
+    dict of str to str
+        "mammography" and "ultrasound" to "ensemble" or "branch".
+    """
+    chosen = {}
+    for modality in ("mammography", "ultrasound"):
+        ensemble = metrics.get(f"{modality}_only", {}).get("auc")
+        branch = metrics.get(f"{modality}_branch", {}).get("auc")
+        better = ensemble is not None and branch is not None and float(branch) > float(ensemble)
+        chosen[modality] = "branch" if better else "ensemble"
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -232,6 +260,9 @@ class Stage2Result:
     n_features_mg, n_features_us : int
     training : dict
         Counts of the training data, mammogram reuse and the seed.
+    single_modality : dict of str to str
+        Read-only: what answers when one image is missing, per modality, "ensemble" or "branch"
+        (see :func:`choose_single_modality`).
     """
 
     stacking: StackingEnsemble
@@ -246,6 +277,10 @@ class Stage2Result:
     n_features_us: int
     training: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def single_modality(self) -> dict[str, str]:
+        return choose_single_modality(self.metrics)
+
     def predict(
         self,
         features_mg: np.ndarray | None = None,
@@ -259,9 +294,11 @@ class Stage2Result:
         ----------
         features_mg : array-like of shape (n_cases, n_features_mg) or None
         p_mg : array-like of shape (n_cases,) or None
-            Needed with both modalities when the chosen fusion is late fusion.
+            Needed when the chosen fusion is late fusion, and for a mammogram alone when
+            :attr:`single_modality` picks the branch.
         features_us : array-like of shape (n_cases, n_features_us) or None
         p_us : array-like of shape (n_cases,) or None
+            As ``p_mg``, for the ultrasound.
 
         Returns
         -------
@@ -271,20 +308,32 @@ class Stage2Result:
         ------
         ValueError
             If neither modality's features are given, the feature widths differ from training, or
-            late fusion needs a branch probability that is missing.
+            late fusion or a single-image branch answer needs a branch probability that is missing.
         """
         if features_mg is None and features_us is None:
             raise ValueError("stage 2 needs the features of at least one modality, got neither")
         if features_mg is None or features_us is None:
-            modality = "ultrasound_only" if features_mg is None else "mammography_only"
+            modality = "ultrasound" if features_mg is None else "mammography"
             ensemble = self.ultrasound_only if features_mg is None else self.mammography_only
             features = features_us if features_mg is None else features_mg
+            branch_p = p_us if features_mg is None else p_mg
             votes = ensemble.votes(np.atleast_2d(np.asarray(features, dtype=np.float64)))
+            answered_by = f"{modality}_only"
+            p_malignant = votes["meta_mlp"]
+            if self.single_modality[modality] == "branch":
+                if branch_p is None:
+                    argument = "p_us" if features_mg is None else "p_mg"
+                    raise ValueError(
+                        f"the {modality} branch answers single-image cases (it beat the {modality}-only "
+                        f"ensemble on validation), so pass its probability as {argument}"
+                    )
+                answered_by = f"{modality}_branch"
+                p_malignant = np.atleast_1d(np.asarray(branch_p, dtype=np.float64))
             return Stage2Output(
-                p_malignant=votes["meta_mlp"],
-                fusion=modality,
+                p_malignant=p_malignant,
+                fusion=answered_by,
                 votes=votes,
-                threshold=self.thresholds[modality],
+                threshold=self.thresholds[answered_by],
                 single_modality=True,
             )
 
@@ -320,6 +369,7 @@ class Stage2Result:
             "n_features_mg": int(self.n_features_mg),
             "n_features_us": int(self.n_features_us),
             "training": {key: float(value) for key, value in self.training.items()},
+            "single_modality": self.single_modality,
         }
 
 

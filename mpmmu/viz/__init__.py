@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from mpmmu.viz.metadata import fusion_reason_text, results_table, roc_curves, training_data_text
+from mpmmu.viz.metadata import (
+    fusion_reason_text,
+    results_table,
+    roc_curves,
+    single_modality_names,
+    training_data_text,
+)
 from mpmmu.viz.figures import (
     box_from_selection,
     channel_weight_chart,
@@ -27,6 +33,7 @@ __all__ = [
     "results_table",
     "roc_curves",
     "roc_figure",
+    "single_modality_names",
     "training_data_text",
     "votes_chart",
 ]

@@ -156,6 +156,22 @@ def fusion_reason_text(metadata: Mapping[str, Any], lang: str) -> str:
     )
 
 
+def single_modality_names(metadata: Mapping[str, Any], lang: str) -> dict[str, str]:
+    """Name, in ``lang``, the model that answers a one-image case of each modality.
+
+    Returns {"single_mammography": ..., "single_ultrasound": ...}; a bundle that records no choice
+    answers with the single-modality ensembles.
+    """
+    from mpmmu.i18n import t
+
+    recorded = metadata.get("fusion", {}).get("single_modality", {})
+    names = {}
+    for modality in ("mammography", "ultrasound"):
+        suffix = "branch" if recorded.get(modality) == "branch" else "only"
+        names[f"single_{modality}"] = t(f"common.fusion_{modality}_{suffix}", lang)
+    return names
+
+
 def training_data_text(metadata: Mapping[str, Any], lang: str) -> str | None:
     """Render the bundle's training-data summary in ``lang`` from its image counts and seed.
 

@@ -225,3 +225,43 @@ def test_bundle_save_deflates_ensembles(saved_bundle):
 
     assert members
     assert all(member.compress_type == zipfile.ZIP_DEFLATED for member in members)
+
+
+def test_bundle_single_modality_defaults_to_ensembles(saved_bundle):
+    loaded = Bundle.load(saved_bundle)
+
+    assert loaded.single_modality == {"mammography": "ensemble", "ultrasound": "ensemble"}
+    assert loaded.metadata["fusion"]["single_modality"] == loaded.single_modality
+
+
+def test_bundle_single_modality_branch_round_trips(tmp_path, parts):
+    parts = dict(
+        parts,
+        thresholds={**parts["thresholds"], "mammography_branch": 0.55},
+        single_modality={"mammography": "branch"},
+    )
+
+    loaded = Bundle.create(**parts).save(tmp_path / "branch")
+
+    assert loaded.single_modality == {"mammography": "branch", "ultrasound": "ensemble"}
+    assert loaded.thresholds["mammography_branch"] == pytest.approx(0.55)
+
+
+def test_bundle_single_modality_read_from_older_metadata(parts):
+    bundle = Bundle.create(**parts)
+    del bundle.metadata["fusion"]["single_modality"]
+
+    assert bundle.single_modality == {"mammography": "ensemble", "ultrasound": "ensemble"}
+
+
+@pytest.mark.parametrize(
+    ("single", "message"),
+    [
+        ({"mammography": "branch"}, "has no 'mammography_branch' threshold"),
+        ({"mammography": "forest"}, "single_modality maps"),
+        ({"breast": "branch"}, "single_modality maps"),
+    ],
+)
+def test_bundle_create_raises_bad_single_modality(parts, single, message):
+    with pytest.raises(BundleError, match=message):
+        Bundle.create(**dict(parts, single_modality=single))

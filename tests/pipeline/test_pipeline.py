@@ -168,7 +168,31 @@ def test_predict_branch_probability_matches_training_path(pipeline, case, tiny_b
     assert prediction.p_ultrasound == pytest.approx(float(expected.probabilities[0]), abs=5e-3)
 
 
-def test_predict_ultrasound_only_answers_with_single_model(pipeline, case):
+def _single_modality_pipeline(pipeline: Pipeline, answer: str) -> Pipeline:
+    metadata = dict(pipeline.metadata)
+    metadata["fusion"] = {
+        **metadata["fusion"],
+        "single_modality": {"mammography": answer, "ultrasound": answer},
+    }
+    thresholds = dict(metadata["thresholds"])
+    # Distinct thresholds, so a mix-up of the branch and ensemble thresholds shows.
+    thresholds.update(mammography_branch=0.31, ultrasound_branch=0.32, mammography_only=0.41, ultrasound_only=0.42)
+    metadata["thresholds"] = thresholds
+    return Pipeline(replace(pipeline.bundle, metadata=metadata), pipeline.device)
+
+
+@pytest.fixture(scope="module")
+def ensemble_single_pipeline(pipeline) -> Pipeline:
+    return _single_modality_pipeline(pipeline, "ensemble")
+
+
+@pytest.fixture(scope="module")
+def branch_single_pipeline(pipeline) -> Pipeline:
+    return _single_modality_pipeline(pipeline, "branch")
+
+
+def test_predict_ultrasound_only_answers_with_single_model(ensemble_single_pipeline, case):
+    pipeline = ensemble_single_pipeline
     prediction = pipeline.predict(None, case["ultrasound"], explain=True)
 
     assert prediction.fusion == "ultrasound_only"
@@ -181,13 +205,33 @@ def test_predict_ultrasound_only_answers_with_single_model(pipeline, case):
     assert "no lesion box given for the ultrasound, whole image used" in prediction.warnings
 
 
-def test_predict_mammography_only_answers_with_single_model(pipeline, case):
+def test_predict_mammography_only_answers_with_single_model(ensemble_single_pipeline, case):
+    pipeline = ensemble_single_pipeline
     prediction = pipeline.predict(case["mammogram"], None, mammogram_roi=case["row"].mammogram_roi, explain=False)
 
     assert prediction.fusion == "mammography_only"
+    assert prediction.threshold == pytest.approx(0.41)
     assert prediction.p_ultrasound is None
     assert prediction.heatmaps == {}
     assert "one modality missing (ultrasound): mammography-only model answered" in prediction.warnings
+
+
+@pytest.mark.parametrize("modality", ["mammography", "ultrasound"])
+def test_predict_one_image_answered_by_branch_when_bundle_chose_it(branch_single_pipeline, case, modality):
+    images = {"mammogram": None, "ultrasound": None}
+    key = "mammogram" if modality == "mammography" else "ultrasound"
+    images[key] = case[key]
+    prediction = branch_single_pipeline.predict(images["mammogram"], images["ultrasound"], explain=False)
+    p_branch = prediction.p_mammography if modality == "mammography" else prediction.p_ultrasound
+
+    assert prediction.fusion == f"{modality}_branch"
+    assert prediction.p_malignant == pytest.approx(p_branch)
+    assert prediction.threshold == pytest.approx(0.31 if modality == "mammography" else 0.32)
+    # The single-modality ensemble's learners still vote, marked as a comparison.
+    assert prediction.votes_model == f"{modality}_only"
+    assert prediction.votes_threshold == pytest.approx(0.41 if modality == "mammography" else 0.42)
+    assert set(prediction.votes) == VOTE_NAMES
+    assert any(text.endswith(f"{modality}-branch model answered") for text in prediction.warnings)
 
 
 def test_predict_raises_no_image(pipeline):

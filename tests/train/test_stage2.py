@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,13 @@ from threadpoolctl import threadpool_limits
 from mpmmu.ensemble.stacking import VOTE_NAMES
 from mpmmu.ensemble.synthetic import make_synthetic_pairs
 from mpmmu.ensemble.trusted import load_ensemble, save_ensemble
-from mpmmu.train.stage2 import ModalityFeatures, PairedFeatures, Stage2Result, fit_stage2
+from mpmmu.train.stage2 import (
+    ModalityFeatures,
+    PairedFeatures,
+    Stage2Result,
+    choose_single_modality,
+    fit_stage2,
+)
 
 SMALL = {"n_estimators": 10, "cv": 3, "calibration_cv": 2}
 
@@ -137,10 +144,11 @@ def test_stage2_predict_both_modalities_uses_chosen_fusion(result, val_pairs) ->
 def test_stage2_predict_one_modality_is_flagged(result, val_pairs, missing: str) -> None:
     if missing == "mammography":
         output = result.predict(features_us=val_pairs.features_us[:4], p_us=val_pairs.p_us[:4])
-        present = "ultrasound_only"
+        modality = "ultrasound"
     else:
         output = result.predict(features_mg=val_pairs.features_mg[:4], p_mg=val_pairs.p_mg[:4])
-        present = "mammography_only"
+        modality = "mammography"
+    present = f"{modality}_{'branch' if result.single_modality[modality] == 'branch' else 'only'}"
 
     assert output.single_modality is True
     assert output.fusion == present
@@ -222,3 +230,31 @@ def test_paired_features_images_drops_reused_mammograms(train_pairs) -> None:
 
     assert mammograms.features.shape == (20, train_pairs["features_mg"].shape[1])
     assert len(np.unique(mammograms.groups)) == 20
+
+
+@pytest.mark.parametrize(
+    ("branch_auc", "ensemble_auc", "expected"),
+    [(0.80, 0.70, "branch"), (0.70, 0.80, "ensemble"), (0.75, 0.75, "ensemble"), (None, 0.4, "ensemble")],
+)
+def test_choose_single_modality_prefers_branch_only_when_strictly_better(branch_auc, ensemble_auc, expected) -> None:
+    metrics = {"mammography_only": {"auc": ensemble_auc}, "ultrasound_only": {"auc": 0.9}}
+    if branch_auc is not None:
+        metrics["mammography_branch"] = {"auc": branch_auc}
+
+    assert choose_single_modality(metrics) == {"mammography": expected, "ultrasound": "ensemble"}
+
+
+def test_stage2_predict_one_modality_with_branch_chosen(result, val_pairs) -> None:
+    metrics = {**result.metrics, "mammography_branch": {**result.metrics["mammography_branch"], "auc": 1.0}}
+    branch_result = replace(result, metrics=metrics)
+
+    output = branch_result.predict(features_mg=val_pairs.features_mg[:4], p_mg=val_pairs.p_mg[:4])
+
+    assert branch_result.single_modality["mammography"] == "branch"
+    assert branch_result.metadata()["single_modality"]["mammography"] == "branch"
+    assert output.fusion == "mammography_branch"
+    np.testing.assert_allclose(output.p_malignant, val_pairs.p_mg[:4])
+    assert output.threshold == result.thresholds["mammography_branch"]
+    assert set(output.votes) == set(VOTE_NAMES)
+    with pytest.raises(ValueError, match="pass its probability as p_mg"):
+        branch_result.predict(features_mg=val_pairs.features_mg[:4])

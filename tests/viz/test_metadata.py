@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mpmmu.viz import fusion_reason_text, training_data_text
+from mpmmu.viz import fusion_reason_text, single_modality_names, training_data_text
 
 METADATA = {
     "fusion": {
@@ -73,3 +73,17 @@ def test_training_data_text_true_pairs_omits_pseudo_pairs():
 
     assert "1314 ultrasound images" in text
     assert "pseudo-pairs" not in text
+
+
+def test_single_modality_names_follow_bundle_choice():
+    metadata = {"fusion": {**METADATA["fusion"], "single_modality": {"mammography": "branch", "ultrasound": "ensemble"}}}
+
+    assert single_modality_names(metadata, "en") == {
+        "single_mammography": "mammography branch alone",
+        "single_ultrasound": "ultrasound-only model",
+    }
+    assert single_modality_names(metadata, "zh-CN")["single_mammography"] == "仅乳腺X线分支"
+
+
+def test_single_modality_names_default_to_ensembles():
+    assert single_modality_names(METADATA, "en")["single_mammography"] == "mammography-only model"
