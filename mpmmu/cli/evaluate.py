@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bundle", type=Path, required=True, help="bundle folder written by mpmmu train --out")
     parser.add_argument("--work", type=Path, required=True, help="work folder of the run that wrote the bundle")
     parser.add_argument("--ablation-work", type=Path, action="append", default=[], help="work folder of an ablation run to report beside it (repeatable)")
+    parser.add_argument("--placement-work", type=Path, action="append", default=[], help="work folder of an attention-placement run (mpmmu train --attention-stages ..., with --only or --cv mammography allowed) for the placement table (repeatable)")
     parser.add_argument("--cv-work", type=Path, default=None, help="work folder of mpmmu train --cv mammography (default: look in --work)")
     parser.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"), help="Markdown file to write (default: docs/RESULTS.md)")
     parser.set_defaults(handler=run)
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     command = "mpmmu evaluate " + " ".join(shlex.quote(part) for part in sys.argv[2:]) if len(sys.argv) > 2 else ""
     path = write_results(
-        args.bundle, args.work, args.out, args.ablation_work, args.cv_work, command=_portable(command)
+        args.bundle, args.work, args.out, args.ablation_work, args.cv_work, command=_portable(command),
+        placement_work_dirs=args.placement_work,
     )
     print(f"wrote {path}")
     return 0

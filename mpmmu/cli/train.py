@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mammography-epochs", type=int, default=None, help="maximum epochs of the mammography branch (default: 2 x --epochs, at least 1)")
     parser.add_argument("--image-size", type=int, default=224, help="model input side in pixels (default: 224)")
     parser.add_argument("--attention", choices=("default", "none"), default="default", help="'default': CBAM for mammography, ECA for ultrasound; 'none' for the ablation")
+    parser.add_argument("--attention-stages", type=_stages, default=("head",), metavar="LIST", help="where the attention modules sit, comma-separated: 'head' (after the last 1x1 convolution) and/or backbone stage indices 0-6, e.g. '4,6,head' (default: head)")
     parser.add_argument("--backbone", default="efficientnet_lite0", choices=("efficientnet_lite0", "resnet18"), help="branch backbone (default: efficientnet_lite0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, training, pairing and stage 2 (default: 0)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the branches train (default: auto, CUDA when available)")
@@ -43,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--only", choices=("mammography", "ultrasound"), default=None, help="train only this branch and stop before stage 2")
     parser.add_argument("--cv", choices=("mammography",), default=None, help="run woman-wise 5-fold CV of this branch instead of the full training")
     parser.add_argument("--freeze-stages", type=int, default=0, help="backbone stages kept frozen during fine-tuning (default: 0)")
+    parser.add_argument("--mammography-freeze-stages", type=int, default=None, help="backbone stages kept frozen in the mammography branch (default: --freeze-stages)")
     parser.add_argument("--batch-size", type=int, default=16, help="stage-1 batch size (default: 16)")
     parser.add_argument("--lr", type=float, default=3e-4, help="stage-1 peak learning rate (default: 3e-4)")
     parser.add_argument("--mammography-lr", type=float, default=None, help="peak learning rate of the mammography branch (default: --lr)")
@@ -58,6 +60,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-pretrained", action="store_true", help="start from random weights instead of the packaged ImageNet Lite0 weights (tests)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
     parser.set_defaults(handler=run)
+
+
+def _stages(text: str) -> tuple[int | str, ...]:
+    stages: list[int | str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "head":
+            stages.append(part)
+        elif part.isdigit():
+            stages.append(int(part))
+        else:
+            raise argparse.ArgumentTypeError(f"{part!r} is neither 'head' nor a stage index; write e.g. '4,6,head'")
+    if not stages:
+        raise argparse.ArgumentTypeError("name at least one place, e.g. 'head'")
+    return tuple(stages)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         mammography_epochs=mammography_epochs,
         image_size=args.image_size,
         attention=args.attention,
+        attention_stages=args.attention_stages,
         backbone=args.backbone,
         seed=args.seed,
         device=args.device,
@@ -88,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         mammography_patience=args.mammography_patience,
         freeze_stages=args.freeze_stages,
+        mammography_freeze_stages=args.mammography_freeze_stages,
         pairing_seeds=args.pairing_seeds,
         stage2_folds=args.stage2_folds,
         n_estimators=args.trees,

@@ -105,6 +105,8 @@ class TrainRunConfig:
         Model input side in pixels.
     attention : {"default", "none"}
         "default" gives CBAM to mammography and ECA to ultrasound; "none" is the ablation.
+    attention_stages : tuple of int or "head"
+        Where both branches place their attention (see :mod:`mpmmu.models.branch`).
     backbone : str
     seed : int
         Seed of the split, the training, the pairing and stage 2.
@@ -118,9 +120,9 @@ class TrainRunConfig:
         Train only this branch and stop before stage 2.
     batch_size, lr, patience, freeze_stages
         Stage-1 settings shared by both branches.
-    mammography_lr, mammography_patience : float or None, int or None
-        Learning rate and early-stopping patience of the mammography branch; None uses ``lr``
-        and ``patience``.
+    mammography_lr, mammography_patience, mammography_freeze_stages : float or None, int or None
+        Learning rate, early-stopping patience and frozen stages of the mammography branch; None
+        uses ``lr``, ``patience`` and ``freeze_stages``.
     pairing_seeds : int
         Number of test pairing seeds per design.
     stage2_folds : int
@@ -158,6 +160,7 @@ class TrainRunConfig:
     mammography_epochs: int = 25
     image_size: int = 224
     attention: str = "default"
+    attention_stages: tuple[int | str, ...] = ("head",)
     backbone: str = "efficientnet_lite0"
     seed: int = 0
     device: str = "auto"
@@ -170,6 +173,7 @@ class TrainRunConfig:
     patience: int = 5
     mammography_patience: int | None = None
     freeze_stages: int = 0
+    mammography_freeze_stages: int | None = None
     pairing_seeds: int = 5
     stage2_folds: int = 3
     n_estimators: int = 100
@@ -302,9 +306,14 @@ def stage1_config(config: TrainRunConfig, modality: str):
         image_size=config.image_size,
         seed=config.seed,
         patience=config.mammography_patience if modality == "mammography" and config.mammography_patience else config.patience,
-        freeze_stages=config.freeze_stages,
+        freeze_stages=(
+            config.mammography_freeze_stages
+            if modality == "mammography" and config.mammography_freeze_stages is not None
+            else config.freeze_stages
+        ),
         backbone=config.backbone,
         attention=None if config.attention == "default" else "none",
+        attention_stages=tuple(config.attention_stages),
         pretrained=config.pretrained,
         device=config.device,
         num_threads=config.threads,
@@ -618,7 +627,13 @@ def run_training(config: TrainRunConfig) -> dict[str, Any]:
     )
     result = fit_final_stage2(split_rows, scores, config, stacking_params, fusion, thresholds, val_metrics)
     summary["timings"]["stage2_s"] = time.perf_counter() - phase
-    summary["stage2"] = {"fusion": fusion, "validation_out_of_fold": val_metrics, "thresholds": thresholds, "stacking_params": stacking_params}
+    summary["stage2"] = {
+        "fusion": fusion,
+        "single_modality": result.single_modality,
+        "validation_out_of_fold": val_metrics,
+        "thresholds": thresholds,
+        "stacking_params": stacking_params,
+    }
     logger.info(
         "stage 2: out-of-fold validation AUC stacking %.3f, late fusion %.3f; the bundle uses %s",
         val_metrics["stacking"]["auc"], val_metrics["late_fusion"]["auc"], fusion,
@@ -674,6 +689,7 @@ def _training_data(config, split_rows, result, fusion, val_metrics) -> dict[str,
         "stage2_pairs": result.metadata()["training"],
         "seed": config.seed,
         "attention": config.attention,
+        "attention_stages": [str(stage) for stage in config.attention_stages],
         "image_size": config.image_size,
     }
 

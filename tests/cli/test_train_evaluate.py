@@ -13,6 +13,7 @@ from mpmmu.cli import main
 TRAIN_ARGS = [
     "train", "--synthetic", "60", "--epochs", "1", "--mammography-epochs", "1", "--image-size", "64",
     "--no-pretrained", "--threads", "1", "--pairing-seeds", "2", "--stage2-folds", "2", "--trees", "5",
+    "--attention-stages", "5,head",
 ]
 
 
@@ -37,6 +38,12 @@ def test_train_synthetic_bundle_loads(trained_run):
     assert "ultrasound_branch" in metrics["test"]["ultrasound_images"]
     assert metrics["roc"]["pairs_ultrasound_seed0"]["stacking"]["fpr"][0] == 0.0
     assert set(bundle.metadata["manifest_sha256"]) == {"mammography", "ultrasound"}
+    for branch in bundle.branches.values():
+        assert branch.attention_stages == (5, "head")
+    assert set(bundle.single_modality.values()) <= {"ensemble", "branch"}
+    for modality, answer in bundle.single_modality.items():
+        chosen = f"{modality}_branch" if answer == "branch" else f"{modality}_only"
+        assert chosen in bundle.thresholds
 
 
 def test_train_synthetic_writes_predictions(trained_run):
@@ -80,5 +87,28 @@ def test_evaluate_adds_ablation_rows(trained_run, tmp_path):
     status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--ablation-work", str(work), "--out", str(out)])
     assert status == 0
     text = out.read_text()
-    assert "| ultrasound branch (ECA) alone, attention default | BUS-BRA lesion box" in text
-    assert "| fused, stacking (MPM-MU), attention default | test pseudo-pairs" in text
+    assert "| ultrasound branch (ECA) alone, attention after 5,head | BUS-BRA lesion box" in text
+    assert "| fused, stacking (MPM-MU), attention after 5,head | test pseudo-pairs" in text
+
+
+def test_evaluate_writes_placement_table(trained_run, tmp_path):
+    work, bundle_dir = trained_run
+    out = tmp_path / "RESULTS.md"
+    status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--placement-work", str(work), "--out", str(out)])
+    assert status == 0
+    text = out.read_text()
+    section = text.split("## Where the attention sits (placement ablation)")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ultrasound | 5,head |")]
+    # The main run and the same folder passed again as a placement run.
+    assert len(rows) == 2
+    cells = [cell.strip() for cell in rows[0].split("|")]
+    assert 0.0 <= float(cells[5]) <= 1.0 and 0.0 <= float(cells[6]) <= 1.0
+    assert "--attention-stages 5,head" in cells[9]
+    assert "| mammography | 5,head | mini-MIAS lesion squares, woman-wise held-out test |" in section
+
+
+def test_evaluate_placement_work_without_run_exits_2(trained_run, tmp_path, capsys):
+    work, bundle_dir = trained_run
+    status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--placement-work", str(tmp_path), "--out", str(tmp_path / "r.md")])
+    assert status == 2
+    assert "holds no run.json or cv_run.json" in capsys.readouterr().err

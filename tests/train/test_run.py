@@ -216,3 +216,11 @@ def test_train_command_lists_non_default_settings():
     assert "--freeze-stages 3" in command
     assert "--attention none" in command
     assert "--synthetic" not in command
+
+
+def test_train_command_lists_attention_stages_only_when_moved():
+    base = {"epochs": 6, "mammography_epochs": 15}
+
+    assert "--attention-stages" not in train_command({**base, "attention_stages": ["head"]})
+    assert "--attention-stages 4,6,head" in train_command({**base, "attention_stages": [4, 6, "head"]})
+    assert "--attention-stages" not in train_command({**base, "attention": "none", "attention_stages": [6]})
