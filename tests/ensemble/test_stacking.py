@@ -46,6 +46,18 @@ def test_stacking_votes_keys_shapes_and_ranges(fitted: StackingEnsemble, pairs) 
         assert np.all((vote >= 0) & (vote <= 1)), name
 
 
+@pytest.mark.parametrize("n_cases", [1, 5, 25])
+def test_stacking_votes_match_each_learners_predict_proba(fitted: StackingEnsemble, pairs, n_cases: int) -> None:
+    # Small batches take a direct path through the forests' trees; it must agree with scikit-learn's.
+    X = fuse_features(pairs["features_mg"], pairs["features_us"])[:n_cases]
+
+    votes = fitted.votes(X)
+
+    for name in BASE_LEARNERS:
+        expected = fitted.base_learners_[name].predict_proba(X)[:, 1]
+        np.testing.assert_allclose(votes[name], expected, rtol=0, atol=1e-12, err_msg=name)
+
+
 def test_stacking_predict_proba_is_meta_vote(fitted: StackingEnsemble, pairs) -> None:
     X = fuse_features(pairs["features_mg"], pairs["features_us"])[:25]
 
