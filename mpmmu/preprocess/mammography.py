@@ -52,9 +52,11 @@ def _disk(radius: int) -> np.ndarray:
 
 def _otsu_threshold(image: np.ndarray) -> float:
     """Return Otsu's threshold of a [0, 1] image over 256 bins."""
-    histogram, edges = np.histogram(image, bins=256, range=(0.0, 1.0))
-    histogram = histogram.astype(np.float64)
-    centers = (edges[:-1] + edges[1:]) / 2.0
+    # Bin k holds [k / 256, (k + 1) / 256), the last bin also 1.0, as np.histogram(bins=256,
+    # range=(0, 1)) would count them, at a fraction of its cost.
+    bins = np.minimum((np.clip(image, 0.0, 1.0) * 256.0).astype(np.intp), 255)
+    histogram = np.bincount(bins.ravel(), minlength=256).astype(np.float64)
+    centers = (np.arange(256) + 0.5) / 256.0
     weight_low = np.cumsum(histogram)
     weight_high = weight_low[-1] - weight_low
     mean_low = np.cumsum(histogram * centers) / np.maximum(weight_low, 1e-12)
@@ -80,9 +82,10 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     """
     background = (~mask).astype(np.uint8)
     _, labels = cv2.connectedComponents(background, connectivity=4)
-    border = np.unique(np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1])))
-    outside = np.isin(labels, border[border > 0])
-    return ~outside
+    touches_border = np.zeros(int(labels.max()) + 1, dtype=bool)
+    touches_border[np.concatenate((labels[0], labels[-1], labels[:, 0], labels[:, -1]))] = True
+    touches_border[0] = False
+    return ~touches_border[labels]
 
 
 def segment_breast(image: np.ndarray, max_side: int = 512) -> BreastRegion:
