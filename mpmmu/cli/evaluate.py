@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from mpmmu.errors import MetricInputError
+
 logger = logging.getLogger(__name__)
 
 
@@ -26,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--work", type=Path, required=True, help="work folder of the run that wrote the bundle")
     parser.add_argument("--ablation-work", type=Path, action="append", default=[], help="work folder of an ablation run to report beside it (repeatable)")
     parser.add_argument("--placement-work", type=Path, action="append", default=[], help="work folder of an attention-placement run (mpmmu train --attention-stages ..., with --only or --cv mammography allowed) for the placement table (repeatable)")
+    parser.add_argument("--notes", type=Path, default=None, help="Markdown file whose text is added to the report under a heading that marks it as written by hand")
     parser.add_argument("--cv-work", type=Path, default=None, help="work folder of mpmmu train --cv mammography (default: look in --work)")
     parser.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"), help="Markdown file to write (default: docs/RESULTS.md)")
     parser.set_defaults(handler=run)
@@ -39,9 +42,19 @@ def run(args: argparse.Namespace) -> int:
     path = write_results(
         args.bundle, args.work, args.out, args.ablation_work, args.cv_work, command=_portable(command),
         placement_work_dirs=args.placement_work,
+        notes=_read_notes(args.notes),
     )
     print(f"wrote {path}")
     return 0
+
+
+def _read_notes(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise MetricInputError(f"cannot read the notes file {path}: {error.strerror}; pass an existing Markdown file") from error
 
 
 def _portable(command: str) -> str:

@@ -440,6 +440,7 @@ def write_results(
     cv_work_dir: Path | None = None,
     command: str = "",
     placement_work_dirs: Sequence[Path] = (),
+    notes: str = "",
 ) -> Path:
     """Compute every metric from the stored predictions and write the RESULTS.md report.
 
@@ -460,6 +461,9 @@ def write_results(
     placement_work_dirs : sequence of pathlib.Path
         Work folders of attention-placement runs (stage-1 runs, ``--only`` allowed, or
         ``--cv mammography`` runs), tabulated with the main run's branches.
+    notes : str
+        Markdown written by hand about how the runs were chosen, added under its own heading
+        after the generated sections.
 
     Returns
     -------
@@ -583,6 +587,8 @@ def write_results(
     else:
         lines += ["## Where the attention sits", "", "No placement ablation was passed (`--placement-work`).", ""]
     lines += _training_section(run, ablations)
+    if notes.strip():
+        lines += ["## Notes on these runs (written by hand, not computed)", "", notes.strip(), ""]
     lines += [
         "## Reference lines (not measured by this command)",
         "",

@@ -112,3 +112,23 @@ def test_evaluate_placement_work_without_run_exits_2(trained_run, tmp_path, caps
     status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--placement-work", str(tmp_path), "--out", str(tmp_path / "r.md")])
     assert status == 2
     assert "holds no run.json or cv_run.json" in capsys.readouterr().err
+
+
+def test_evaluate_adds_hand_written_notes(trained_run, tmp_path):
+    work, bundle_dir = trained_run
+    notes, out = tmp_path / "notes.md", tmp_path / "RESULTS.md"
+    notes.write_text("The learning rate was changed after the first test numbers.\n", encoding="utf-8")
+
+    status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--notes", str(notes), "--out", str(out)])
+
+    assert status == 0
+    section = out.read_text().split("## Notes on these runs (written by hand, not computed)")[1]
+    assert "The learning rate was changed after the first test numbers." in section
+
+
+def test_evaluate_missing_notes_file_exits_2(trained_run, tmp_path, capsys):
+    work, bundle_dir = trained_run
+    status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--notes", str(tmp_path / "none.md"), "--out", str(tmp_path / "r.md")])
+
+    assert status == 2
+    assert "cannot read the notes file" in capsys.readouterr().err
