@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--bundle", type=Path, required=True, help="bundle folder written by mpmmu train --out")
-    parser.add_argument("--work", type=Path, required=True, help="work folder of the run that wrote the bundle")
+    parser.add_argument("--work", type=Path, default=None, help="work folder of the run that wrote the bundle (default: <cache root>/runs/default, where mpmmu train writes without --work)")
     parser.add_argument("--ablation-work", type=Path, action="append", default=[], help="work folder of an ablation run to report beside it (repeatable)")
     parser.add_argument("--placement-work", type=Path, action="append", default=[], help="work folder of an attention-placement run (mpmmu train --attention-stages ..., with --only or --cv mammography allowed) for the placement table (repeatable)")
     parser.add_argument("--notes", type=Path, default=None, help="Markdown file whose text is added to the report under a heading that marks it as written by hand")
@@ -37,10 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``mpmmu evaluate`` and print the report's path."""
     from mpmmu.train.evaluate import write_results
+    from mpmmu.train.run import default_work_dir
 
     command = "mpmmu evaluate " + " ".join(shlex.quote(part) for part in sys.argv[2:]) if len(sys.argv) > 2 else ""
+    work = (args.work or default_work_dir("default")).expanduser()
     path = write_results(
-        args.bundle, args.work, args.out, args.ablation_work, args.cv_work, command=_portable(command),
+        args.bundle,
+        work,
+        args.out,
+        args.ablation_work,
+        args.cv_work,
+        command=_portable(command),
         placement_work_dirs=args.placement_work,
         notes=_read_notes(args.notes),
     )

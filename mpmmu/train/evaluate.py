@@ -295,22 +295,31 @@ class RunData:
 
 
 def train_command(config: dict[str, Any]) -> str:
-    """Rebuild the ``mpmmu train`` command line of a run from its stored settings."""
+    """Rebuild the ``mpmmu train`` command line of a run from its stored settings.
+
+    Settings equal to the CLI's defaults are left out. The mammography branch's settings are
+    always written out, with the shared value where the run stored none, because their
+    defaults have changed since early runs.
+    """
     parts = ["mpmmu train"]
     if config.get("synthetic"):
         parts.append(f"--synthetic {config['synthetic']}")
     parts.append(f"--epochs {config['epochs']} --mammography-epochs {config['mammography_epochs']}")
     for key, flag, default in (
-        ("patience", "--patience", 5), ("freeze_stages", "--freeze-stages", 0), ("image_size", "--image-size", 224),
+        ("patience", "--patience", 4), ("freeze_stages", "--freeze-stages", 0), ("image_size", "--image-size", 224),
         ("attention", "--attention", "default"), ("seed", "--seed", 0), ("stage2_folds", "--stage2-folds", 3),
-        ("n_estimators", "--trees", 100), ("pairing_seeds", "--pairing-seeds", 5),
-        ("lr", "--lr", 3e-4), ("mammography_lr", "--mammography-lr", None),
-        ("mammography_patience", "--mammography-patience", None),
-        ("mammography_freeze_stages", "--mammography-freeze-stages", None),
+        ("n_estimators", "--trees", 100), ("pairing_seeds", "--pairing-seeds", 5), ("lr", "--lr", 3e-4),
         ("stop_ultrasound_after", "--stop-ultrasound-after", None), ("stage1_minutes", "--stage1-minutes", None),
     ):
         if config.get(key, default) != default:
             parts.append(f"{flag} {config[key]}")
+    for key, flag, shared in (
+        ("mammography_lr", "--mammography-lr", "lr"),
+        ("mammography_patience", "--mammography-patience", "patience"),
+        ("mammography_freeze_stages", "--mammography-freeze-stages", "freeze_stages"),
+    ):
+        value = config.get(key)
+        parts.append(f"{flag} {config.get(shared) if value is None else value}")
     stages = [str(stage) for stage in config.get("attention_stages", ["head"])]
     if stages != ["head"] and config.get("attention", "default") != "none":
         parts.append(f"--attention-stages {','.join(stages)}")

@@ -157,7 +157,7 @@ class TrainRunConfig:
     data_dir: Path | None = None
     synthetic: int | None = None
     epochs: int = 12
-    mammography_epochs: int = 25
+    mammography_epochs: int = 30
     image_size: int = 224
     attention: str = "default"
     attention_stages: tuple[int | str, ...] = ("head",)
@@ -169,11 +169,11 @@ class TrainRunConfig:
     only: str | None = None
     batch_size: int = 16
     lr: float = 3e-4
-    mammography_lr: float | None = None
-    patience: int = 5
-    mammography_patience: int | None = None
+    mammography_lr: float | None = 1e-3
+    patience: int = 4
+    mammography_patience: int | None = 8
     freeze_stages: int = 0
-    mammography_freeze_stages: int | None = None
+    mammography_freeze_stages: int | None = 3
     pairing_seeds: int = 5
     stage2_folds: int = 3
     n_estimators: int = 100
