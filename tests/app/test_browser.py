@@ -216,3 +216,40 @@ def test_browser_real_example_with_shipped_bundle(real_server, tmp_path):
         finally:
             browser.close()
     assert screenshot.stat().st_size > 50_000
+
+
+def test_browser_model_card_in_both_languages(real_server, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian's Chromium not found at {CHROMIUM}; install it with `apt-get install chromium` (.ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 2400},
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(STARTUP_TIMEOUT * 1000)
+            page.goto(real_server)
+            page.get_by_role("button", name="Analyse").wait_for()
+
+            # The sidebar link keeps the session, so the language chosen later carries over.
+            page.locator('[data-testid="stSidebarNav"]').get_by_text("Model card").click()
+            page.get_by_text("One-image cases: mammogram alone answered by the").wait_for()
+            page.get_by_text("Two-image model in use:").wait_for()
+            page.wait_for_timeout(1500)
+            english = _screenshot_path("model_card.png", tmp_path)
+            page.screenshot(path=str(english), full_page=True)
+
+            page.locator('[data-testid="stSidebar"]').get_by_text("简体中文", exact=True).click()
+            page.get_by_text("单图像病例：仅有乳腺X线时由").wait_for()
+            page.wait_for_timeout(1500)
+            chinese = _screenshot_path("model_card_zh-CN.png", tmp_path)
+            page.screenshot(path=str(chinese), full_page=True)
+        finally:
+            browser.close()
+    assert english.stat().st_size > 50_000
+    assert chinese.stat().st_size > 50_000
