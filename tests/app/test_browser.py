@@ -236,7 +236,7 @@ def test_browser_model_card_in_both_languages(real_server, tmp_path):
             page.goto(real_server)
             page.get_by_role("button", name="Analyse").wait_for()
 
-            # The sidebar link keeps the session, so the language chosen later carries over.
+            # Follow the sidebar link: loading the page URL directly would start a new session.
             page.locator('[data-testid="stSidebarNav"]').get_by_text("Model card").click()
             page.get_by_text("One-image cases: mammogram alone answered by the").wait_for()
             page.get_by_text("Two-image model in use:").wait_for()
