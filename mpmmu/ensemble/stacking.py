@@ -45,7 +45,7 @@ def _positive_probability(model: Pipeline, X: np.ndarray) -> np.ndarray:
     """Return ``model.predict_proba(X)[:, 1]``, averaging a final forest's trees directly.
 
     A forest's own ``predict_proba`` dispatches every tree through joblib, which costs about
-    0.1 ms per tree; for the one case the app scores that is most of the forest's time. The
+    0.1 ms per tree. For the one case the app scores, that is most of the forest's time. The
     trees' probabilities are summed in float64 and divided by their number, as scikit-learn does.
     """
     forest = model[-1]

@@ -52,7 +52,7 @@ def _disk(radius: int) -> np.ndarray:
 
 def _otsu_threshold(image: np.ndarray) -> float:
     """Return Otsu's threshold of a [0, 1] image over 256 bins."""
-    # Bin k holds [k / 256, (k + 1) / 256), the last bin also 1.0, as np.histogram(bins=256,
+    # Bin k counts [k / 256, (k + 1) / 256), the last bin also 1.0, as np.histogram(bins=256,
     # range=(0, 1)) would count them, at a fraction of its cost.
     bins = np.minimum((np.clip(image, 0.0, 1.0) * 256.0).astype(np.intp), 255)
     histogram = np.bincount(bins.ravel(), minlength=256).astype(np.float64)

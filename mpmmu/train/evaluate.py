@@ -655,7 +655,7 @@ def placement_rows(work_dir: Path) -> list[PlacementRow]:
     Raises
     ------
     MetricInputError
-        If the folder holds neither a finished stage 1 nor a CV run.
+        If the folder contains neither a finished stage 1 nor a CV run.
     """
     from mpmmu.metrics import delong_ci
     from mpmmu.train.run import ImageScores
@@ -673,7 +673,7 @@ def placement_rows(work_dir: Path) -> list[PlacementRow]:
         )]
     run_json = work_dir / "run.json"
     if not run_json.is_file():
-        raise MetricInputError(f"{work_dir} holds no run.json or cv_run.json; pass the --work folder of an mpmmu train run")
+        raise MetricInputError(f"neither run.json nor cv_run.json found in {work_dir}; pass the --work folder of an mpmmu train run")
     summary = json.loads(run_json.read_text())
     command = train_command(summary["config"])
     if summary["config"].get("only"):

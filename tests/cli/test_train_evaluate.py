@@ -102,7 +102,8 @@ def test_evaluate_writes_placement_table(trained_run, tmp_path):
     # The main run and the same folder passed again as a placement run.
     assert len(rows) == 2
     cells = [cell.strip() for cell in rows[0].split("|")]
-    assert 0.0 <= float(cells[5]) <= 1.0 and 0.0 <= float(cells[6]) <= 1.0
+    assert 0.0 <= float(cells[5]) <= 1.0
+    assert 0.0 <= float(cells[6]) <= 1.0
     assert "--attention-stages 5,head" in cells[9]
     assert "| mammography | 5,head | mini-MIAS lesion squares, woman-wise held-out test |" in section
 
@@ -111,7 +112,7 @@ def test_evaluate_placement_work_without_run_exits_2(trained_run, tmp_path, caps
     work, bundle_dir = trained_run
     status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--placement-work", str(tmp_path), "--out", str(tmp_path / "r.md")])
     assert status == 2
-    assert "holds no run.json or cv_run.json" in capsys.readouterr().err
+    assert "neither run.json nor cv_run.json found" in capsys.readouterr().err
 
 
 def test_evaluate_adds_hand_written_notes(trained_run, tmp_path):
