@@ -197,6 +197,17 @@ def save_overlays(
     return files
 
 
+def _check_heatmap_dir(folder: Path) -> None:
+    """Create ``folder`` for the overlays now, so a bad path fails before the model runs."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ModelInputError(
+            f"cannot use {folder} as the heatmap folder ({error.strerror}); pass --heatmap-dir with a "
+            "writable folder, or --no-heatmaps"
+        ) from error
+
+
 def run_one_case(args: argparse.Namespace) -> int:
     """Score the case given by --mammogram / --ultrasound and print the result."""
     from mpmmu.io import read_image
@@ -210,6 +221,9 @@ def run_one_case(args: argparse.Namespace) -> int:
         raise ModelInputError("--mammogram-roi given without --mammogram")
     if ultrasound_roi is not None and args.ultrasound is None:
         raise ModelInputError("--ultrasound-roi given without --ultrasound")
+
+    if not args.no_heatmaps:
+        _check_heatmap_dir(args.heatmap_dir)
 
     images = {}
     if args.mammogram is not None:

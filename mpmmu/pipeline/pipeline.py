@@ -51,7 +51,12 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
     """Return ``device``, or CUDA when it is available and CPU otherwise."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ModelInputError(f"invalid device {device!r}; use cpu, cuda or cuda:N") from error
+    if device.type not in ("cpu", "cuda"):
+        raise ModelInputError(f"device {device} is not supported; use cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ModelInputError(f"device {device} requested but CUDA is not available; use --device cpu")
     return device

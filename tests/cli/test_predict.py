@@ -83,6 +83,26 @@ def test_predict_bad_roi_exits_2(tiny_bundle_dir, case, capsys):
     assert "ROI must be four integers" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("device", "message"), [("foo", "invalid device 'foo'"), ("meta", "device meta is not supported")])
+def test_predict_bad_device_exits_2(tiny_bundle_dir, case, capsys, device, message):
+    status = main(["predict", "--ultrasound", str(case.ultrasound_path), "--device", device, "--bundle", str(tiny_bundle_dir)])
+
+    assert status == 2
+    assert message in capsys.readouterr().err
+
+
+def test_predict_heatmap_dir_is_file_exits_2(tiny_bundle_dir, case, tmp_path, capsys):
+    not_a_folder = tmp_path / "cases.csv"
+    not_a_folder.write_text("x\n")
+
+    status = main([
+        "predict", "--ultrasound", str(case.ultrasound_path), "--heatmap-dir", str(not_a_folder), "--bundle", str(tiny_bundle_dir),
+    ])
+
+    assert status == 2
+    assert f"cannot use {not_a_folder} as the heatmap folder" in capsys.readouterr().err
+
+
 def test_predict_missing_bundle_exits_2(case, tmp_path, capsys):
     status = main(["predict", "--ultrasound", str(case.ultrasound_path), "--bundle", str(tmp_path / "none")])
 
