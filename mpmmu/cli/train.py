@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mammography-epochs", type=int, default=30, help="maximum epochs of the mammography branch (default: 30)")
     parser.add_argument("--image-size", type=int, default=224, help="model input side in pixels (default: 224)")
     parser.add_argument("--attention", choices=("default", "none"), default="default", help="'default': CBAM for mammography, ECA for ultrasound; 'none' for the ablation")
-    parser.add_argument("--attention-stages", type=_stages, default=("head",), metavar="LIST", help="where the attention modules sit, comma-separated: 'head' (after the last 1x1 convolution) and/or backbone stage indices 0-6, e.g. '4,6,head' (default: head)")
+    parser.add_argument("--attention-stages", type=_stages, default=("head",), metavar="LIST", help="where the attention modules sit, comma-separated: 'head' (after the last 1x1 convolution) and/or backbone stage indices (0-6 for EfficientNet-Lite0, 0-3 for ResNet-18), e.g. '4,6,head' (default: head)")
     parser.add_argument("--backbone", default="efficientnet_lite0", choices=("efficientnet_lite0", "resnet18"), help="branch backbone (default: efficientnet_lite0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, training, pairing and stage 2 (default: 0)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the branches train (default: auto, CUDA when available)")
@@ -77,13 +78,14 @@ def _stages(text: str) -> tuple[int | str, ...]:
     return tuple(stages)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``mpmmu train`` and print where the results went."""
-    from mpmmu.train.run import TrainRunConfig, default_work_dir, environment_threads
+def _config_from(args: argparse.Namespace, work):
+    """Build the run settings from the parsed options; raise ValueError on an invalid combination."""
+    from mpmmu.models.branch import check_attention_stages
+    from mpmmu.train.run import TrainRunConfig
 
-    environment_threads(args.threads)
-    work = args.work or default_work_dir("cv" if args.cv else "default")
-    config = TrainRunConfig(
+    if args.attention != "none":
+        check_attention_stages(args.attention_stages, args.backbone)
+    return TrainRunConfig(
         work_dir=work.expanduser(),
         out_dir=args.out.expanduser() if args.out else None,
         data_dir=args.data,
@@ -116,6 +118,19 @@ def run(args: argparse.Namespace) -> int:
         pretrained=not args.no_pretrained,
         progress=args.progress,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``mpmmu train`` and print where the results went."""
+    from mpmmu.train.run import default_work_dir, environment_threads
+
+    environment_threads(args.threads)
+    work = args.work or default_work_dir("cv" if args.cv else "default")
+    try:
+        config = _config_from(args, work)
+    except ValueError as error:
+        print(f"mpmmu train: error: {error}", file=sys.stderr)
+        return 2
     if args.cv:
         from mpmmu.train.run import run_mammography_cv
 

@@ -87,6 +87,20 @@ def _normalise_stages(attention_stages: Sequence[int | str], layout: StageLayout
     return tuple(sorted(s for s in stages if s != "head")) + (("head",) if "head" in stages else ())
 
 
+def check_attention_stages(attention_stages: Sequence[int | str], backbone: str = "efficientnet_lite0") -> tuple[int | str, ...]:
+    """Validate attention places for ``backbone`` and return them sorted, without building a model.
+
+    Raises
+    ------
+    ValueError
+        If the backbone is unknown, a place is neither "head" nor one of its stage indices, or two
+        places coincide.
+    """
+    if backbone not in STAGE_LAYOUTS:
+        raise ValueError(f"backbone must be one of {tuple(STAGE_LAYOUTS)}, got {backbone!r}")
+    return _normalise_stages(attention_stages, STAGE_LAYOUTS[backbone])
+
+
 class Branch(nn.Module):
     """Backbone + attention + global average pooling + a one-logit head for one modality.
 
