@@ -62,6 +62,8 @@ def _read_notes(path: Path | None) -> str:
         return path.read_text(encoding="utf-8")
     except OSError as error:
         raise MetricInputError(f"cannot read the notes file {path}: {error.strerror}; pass an existing Markdown file") from error
+    except UnicodeDecodeError as error:
+        raise MetricInputError(f"the notes file {path} is not UTF-8 text; pass a Markdown file") from error
 
 
 def _portable(command: str) -> str:

@@ -309,10 +309,14 @@ def train_command(config: dict[str, Any]) -> str:
         ("patience", "--patience", 4), ("freeze_stages", "--freeze-stages", 0), ("image_size", "--image-size", 224),
         ("attention", "--attention", "default"), ("seed", "--seed", 0), ("stage2_folds", "--stage2-folds", 3),
         ("n_estimators", "--trees", 100), ("pairing_seeds", "--pairing-seeds", 5), ("lr", "--lr", 3e-4),
+        ("backbone", "--backbone", "efficientnet_lite0"), ("batch_size", "--batch-size", 16),
+        ("stage2_pca", "--stage2-pca", 0.95),
         ("stop_ultrasound_after", "--stop-ultrasound-after", None), ("stage1_minutes", "--stage1-minutes", None),
     ):
         if config.get(key, default) != default:
             parts.append(f"{flag} {config[key]}")
+    if not config.get("pretrained", True):
+        parts.append("--no-pretrained")
     for key, flag, shared in (
         ("mammography_lr", "--mammography-lr", "lr"),
         ("mammography_patience", "--mammography-patience", "patience"),
@@ -484,7 +488,16 @@ def write_results(
     if not metadata_path.is_file():
         raise MetricInputError(f"{metadata_path} not found; pass --bundle with the folder mpmmu train --out wrote")
     metadata = json.loads(metadata_path.read_text())
-    ablations = [RunData.load(path) for path in ablation_work_dirs]
+    _check_bundle_matches_run(metadata, run, Path(bundle_dir))
+    if Path(out).is_dir():
+        raise MetricInputError(f"--out {out} is a folder; pass a Markdown file name such as {Path(out) / 'RESULTS.md'}")
+    if cv_work_dir is not None and _find_cv_file(Path(cv_work_dir), None) is None:
+        raise MetricInputError(
+            f"no predictions/cv_mammography.csv in {cv_work_dir}; pass the --work folder of mpmmu train --cv mammography"
+        )
+    main_folder = Path(work_dir).resolve()
+    ablations = [RunData.load(path) for path in _distinct_folders(ablation_work_dirs, exclude=main_folder)]
+    placement_work_dirs = _distinct_folders(placement_work_dirs, exclude=main_folder)
     fusion = run.summary["stage2"]["fusion"]
     val = run.summary["stage2"]["validation_out_of_fold"]
 
@@ -723,6 +736,43 @@ def placement_section(work_dirs: Sequence[Path], run: RunData | None = None) -> 
             f"{row.auc:.3f} | {_format_ci(row.delong_low, row.delong_high)} | {epoch} | `{row.command}` |"
         )
     return lines + [""]
+
+
+def _distinct_folders(folders: Sequence[Path], exclude: Path) -> list[Path]:
+    """Drop repeated folders and ``exclude`` (the main run), keeping the order given."""
+    kept, seen = [], {exclude}
+    for folder in folders:
+        resolved = Path(folder).expanduser().resolve()
+        if resolved in seen:
+            logger.warning("%s was passed twice or is the main run; its rows are reported once", folder)
+            continue
+        seen.add(resolved)
+        kept.append(Path(folder))
+    return kept
+
+
+def _check_bundle_matches_run(metadata: dict[str, Any], run: RunData, bundle_dir: Path) -> None:
+    """Raise MetricInputError unless the bundle was written by the run whose predictions are read.
+
+    Runs record the bundle's model version; older runs are matched by their training manifests
+    and the chosen fusion's threshold.
+    """
+    version = run.summary.get("model_version")
+    if version is not None:
+        matches = version == metadata.get("model_version")
+    else:
+        fusion = run.summary["stage2"]["fusion"]
+        same_manifests = all(
+            metadata.get("manifest_sha256", {}).get(role) == digest
+            for role, digest in run.summary.get("manifest_sha256", {}).items()
+        )
+        same_threshold = metadata.get("thresholds", {}).get(fusion) == run.thresholds.get(fusion)
+        matches = same_manifests and same_threshold
+    if not matches:
+        raise MetricInputError(
+            f"the bundle in {bundle_dir} ({metadata.get('model_version', 'no version')}) was not written by the run "
+            f"in {run.work_dir}; pass the --out folder of that run as --bundle"
+        )
 
 
 def _find_cv_file(work_dir: Path, cv_work_dir: Path | None) -> Path | None:

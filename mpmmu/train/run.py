@@ -665,8 +665,9 @@ def run_training(config: TrainRunConfig) -> dict[str, Any]:
             },
             notes=_fusion_note(fusion, val_metrics),
         )
-        bundle.save(config.out_dir, weights_dtype=config.weights_dtype)
+        saved = bundle.save(config.out_dir, weights_dtype=config.weights_dtype)
         summary["bundle"] = str(config.out_dir)
+        summary["model_version"] = saved.model_version
     _write_summary(config, summary, started)
     return summary
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -24,6 +25,18 @@ def trained_run(tmp_path_factory):
     status = main([*TRAIN_ARGS, "--work", str(work), "--out", str(bundle), "--image-cache", str(root / "cache")])
     assert status == 0
     return work, bundle
+
+
+@pytest.mark.parametrize(
+    ("stages", "backbone", "message"),
+    [("9", "efficientnet_lite0", "stage index 0..6, got 9"), ("5", "resnet18", "stage index 0..3, got 5"), ("3,head", "resnet18", "names the same place twice")],
+)
+def test_train_invalid_attention_stages_exits_2(tmp_path, capsys, stages, backbone, message):
+    status = main([*TRAIN_ARGS[:-2], "--attention-stages", stages, "--backbone", backbone, "--work", str(tmp_path / "work")])
+
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
 
 
 def test_train_synthetic_bundle_loads(trained_run):
@@ -83,8 +96,9 @@ def test_evaluate_missing_run_exits_2(tmp_path, capsys):
 
 def test_evaluate_adds_ablation_rows(trained_run, tmp_path):
     work, bundle_dir = trained_run
+    ablation = shutil.copytree(work, tmp_path / "ablation")
     out = tmp_path / "RESULTS.md"
-    status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--ablation-work", str(work), "--out", str(out)])
+    status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--ablation-work", str(ablation), "--out", str(out)])
     assert status == 0
     text = out.read_text()
     assert "| ultrasound branch (ECA) alone, attention after 5,head | BUS-BRA lesion box" in text
@@ -94,12 +108,17 @@ def test_evaluate_adds_ablation_rows(trained_run, tmp_path):
 def test_evaluate_writes_placement_table(trained_run, tmp_path):
     work, bundle_dir = trained_run
     out = tmp_path / "RESULTS.md"
-    status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--placement-work", str(work), "--out", str(out)])
+    placement = shutil.copytree(work, tmp_path / "placement")
+    status = main([
+        "evaluate", "--bundle", str(bundle_dir), "--work", str(work),
+        "--placement-work", str(placement), "--placement-work", str(placement), "--placement-work", str(work),
+        "--out", str(out),
+    ])
     assert status == 0
     text = out.read_text()
     section = text.split("## Where the attention sits (placement ablation)")[1].split("\n## ")[0]
     rows = [line for line in section.splitlines() if line.startswith("| ultrasound | 5,head |")]
-    # The main run and the same folder passed again as a placement run.
+    # The main run and its copy; the repeated copy and the main run passed again count once.
     assert len(rows) == 2
     cells = [cell.strip() for cell in rows[0].split("|")]
     assert 0.0 <= float(cells[5]) <= 1.0
@@ -125,6 +144,35 @@ def test_evaluate_adds_hand_written_notes(trained_run, tmp_path):
     assert status == 0
     section = out.read_text().split("## Notes on these runs (written by hand, not computed)")[1]
     assert "The learning rate was changed after the first test numbers." in section
+
+
+def test_evaluate_raises_bundle_of_another_run(trained_run, tmp_path, capsys):
+    work, bundle_dir = trained_run
+    other = shutil.copytree(bundle_dir, tmp_path / "other")
+    metadata = json.loads((other / "metadata.json").read_text())
+    metadata["model_version"] = "mpmmu-000000000000"
+    (other / "metadata.json").write_text(json.dumps(metadata))
+
+    status = main(["evaluate", "--bundle", str(other), "--work", str(work), "--out", str(tmp_path / "r.md")])
+
+    assert status == 2
+    assert "was not written by the run" in capsys.readouterr().err
+
+
+def test_evaluate_raises_missing_cv_work(trained_run, tmp_path, capsys):
+    work, bundle_dir = trained_run
+    status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--cv-work", str(tmp_path), "--out", str(tmp_path / "r.md")])
+
+    assert status == 2
+    assert "no predictions/cv_mammography.csv" in capsys.readouterr().err
+
+
+def test_evaluate_raises_out_folder(trained_run, tmp_path, capsys):
+    work, bundle_dir = trained_run
+    status = main(["evaluate", "--bundle", str(bundle_dir), "--work", str(work), "--out", str(tmp_path)])
+
+    assert status == 2
+    assert "is a folder" in capsys.readouterr().err
 
 
 def test_evaluate_missing_notes_file_exits_2(trained_run, tmp_path, capsys):
