@@ -51,6 +51,10 @@ class ModelWeightsError(MpmmuError):
     """Pretrained weights are missing, unreadable, or do not match the network they are loaded into."""
 
 
+class TrainingDataError(MpmmuError, ValueError):
+    """The training data cannot support a training step, e.g. too few patients of one class for its folds."""
+
+
 class MetricInputError(MpmmuError, ValueError):
     """Labels, scores or probabilities passed to a metric are invalid (shape, values, classes)."""
 

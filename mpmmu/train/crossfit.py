@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mpmmu.data import CaseRow, make_pseudo_pairs, patient_kfold
+from mpmmu.errors import TrainingDataError
 from mpmmu.train.run import MODALITIES, PAIR_MODELS, ImageScores, TrainRunConfig, rows_of
 
 logger = logging.getLogger(__name__)
@@ -178,9 +179,19 @@ def fit_stage2_with_fallback(
     except ValueError as error:
         fallback = {**stacking_params, "cv": 2, "calibration_cv": 2}
         if fallback == stacking_params:
-            raise
+            raise _too_few_patients(error) from error
         logger.warning("stage-2 fit failed with %s (%s); retrying with 2 inner folds", stacking_params, error)
+    try:
         return fit(fallback)
+    except ValueError as error:
+        raise _too_few_patients(error) from error
+
+
+def _too_few_patients(error: ValueError) -> TrainingDataError:
+    return TrainingDataError(
+        f"stage 2 could not be fitted even with 2 inner folds ({error}); the validation split has too few "
+        "patients of one class for the cross-fitting, so train on more cases or change --stage2-folds"
+    )
 
 
 def _subset_pairs(pairs, mask: np.ndarray):

@@ -39,6 +39,17 @@ def test_train_invalid_attention_stages_exits_2(tmp_path, capsys, stages, backbo
     assert not (tmp_path / "work").exists()
 
 
+def test_train_too_few_patients_for_stage2_exits_2(tmp_path, capsys):
+    # 30 cases per label leave too few validation patients of one class for 2-fold cross-fitting.
+    args = ["train", "--synthetic", "30", "--image-size", "64", "--epochs", "1", "--mammography-epochs", "1",
+            "--no-pretrained", "--threads", "1", "--trees", "5", "--pairing-seeds", "1", "--stage2-folds", "2"]
+
+    status = main([*args, "--work", str(tmp_path / "work"), "--image-cache", str(tmp_path / "cache")])
+
+    assert status == 2
+    assert "stage 2 could not be fitted even with 2 inner folds" in capsys.readouterr().err
+
+
 def test_train_synthetic_bundle_loads(trained_run):
     from mpmmu.pipeline import Bundle
 
