@@ -85,6 +85,8 @@ def _config_from(args: argparse.Namespace, work):
 
     if args.attention != "none":
         check_attention_stages(args.attention_stages, args.backbone)
+    elif tuple(args.attention_stages) != ("head",):
+        raise ValueError("--attention-stages has no effect with --attention none; leave one of them out")
     return TrainRunConfig(
         work_dir=work.expanduser(),
         out_dir=args.out.expanduser() if args.out else None,
