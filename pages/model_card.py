@@ -49,7 +49,7 @@ def render() -> None:
             fusion=t(f"common.fusion_{fusion.get('chosen', 'stacking')}", lang),
             reason=fusion_reason_text(metadata, lang),
             device=device_text(pipeline.device_name, lang),
-            **single_modality_names(metadata, lang),
+            **single_modality_names(pipeline.bundle.single_modality_models, lang),
         )
     )
     thresholds = metadata.get("thresholds", {})

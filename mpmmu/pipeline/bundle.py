@@ -216,12 +216,20 @@ class Bundle:
 
     @property
     def single_modality(self) -> dict[str, str]:
-        """What answers a one-image case, per modality: "ensemble" or "branch".
+        """Model kind that scores a one-image case, per modality: "ensemble" or "branch".
 
-        Bundles written before this choice was recorded answer with the ensemble.
+        Bundles written before this choice was recorded use the ensemble.
         """
         recorded = self.metadata["fusion"].get("single_modality", {})
         return {modality: str(recorded.get(modality, "ensemble")) for modality in MODALITIES}
+
+    @property
+    def single_modality_models(self) -> dict[str, str]:
+        """Name of the model that scores a one-image case, per modality: "<modality>_only" or "<modality>_branch"."""
+        return {
+            modality: f"{modality}_branch" if answer == "branch" else f"{modality}_only"
+            for modality, answer in self.single_modality.items()
+        }
 
     @property
     def pseudo_paired_training(self) -> bool:
@@ -275,8 +283,8 @@ class Bundle:
         notes : str
             Free text kept in the metadata.
         single_modality : mapping of Modality to {"ensemble", "branch"}, optional
-            What answers when the other image is missing; default "ensemble" for both. "branch"
-            needs a "<modality>_branch" threshold.
+            Model kind that scores a case whose other image is missing; default "ensemble" for
+            both. "branch" needs a "<modality>_branch" threshold.
 
         Raises
         ------
@@ -310,7 +318,7 @@ class Bundle:
                 )
             if answer == "branch" and f"{modality}_branch" not in thresholds:
                 raise BundleError(
-                    f"the {modality} branch answers single-image cases but has no '{modality}_branch' "
+                    f"the {modality} branch scores one-image cases but has no '{modality}_branch' "
                     "threshold; choose one on validation data"
                 )
         missing_preprocess = sorted(set(branches) - set(preprocess_configs))

@@ -252,8 +252,7 @@ class Pipeline:
             fusion = self.bundle.fusion
         else:
             (modality,) = results
-            answer = self.bundle.single_modality[modality]
-            fusion = f"{modality}_branch" if answer == "branch" else f"{modality}_only"
+            fusion = self.bundle.single_modality_models[modality]
 
         votes: dict[str, float] = {}
         vote_model = votes_model_for(fusion)
@@ -267,7 +266,7 @@ class Pipeline:
         elif fusion in ensembles:
             p_malignant = votes["meta_mlp"]
         else:
-            # The bare branch answers: chosen on validation, or no single-modality ensemble in the bundle.
+            # The branch alone scores the case: the bundle chose it on validation, or has no ensemble for it.
             (modality,) = results
             p_malignant = results[modality].probability
         return fusion, p_malignant, votes

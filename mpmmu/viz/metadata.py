@@ -156,20 +156,15 @@ def fusion_reason_text(metadata: Mapping[str, Any], lang: str) -> str:
     )
 
 
-def single_modality_names(metadata: Mapping[str, Any], lang: str) -> dict[str, str]:
-    """Name, in ``lang``, the model that answers a one-image case of each modality.
+def single_modality_names(models: Mapping[str, str], lang: str) -> dict[str, str]:
+    """Name, in ``lang``, the model that scores a one-image case of each modality.
 
-    Returns {"single_mammography": ..., "single_ultrasound": ...}; a bundle that records no choice
-    answers with the single-modality ensembles.
+    ``models`` maps each modality to a stage-2 model name, as :attr:`Bundle.single_modality_models`
+    returns it. The result has the keys "single_mammography" and "single_ultrasound".
     """
     from mpmmu.i18n import t
 
-    recorded = metadata.get("fusion", {}).get("single_modality", {})
-    names = {}
-    for modality in ("mammography", "ultrasound"):
-        suffix = "branch" if recorded.get(modality) == "branch" else "only"
-        names[f"single_{modality}"] = t(f"common.fusion_{modality}_{suffix}", lang)
-    return names
+    return {f"single_{modality}": t(f"common.fusion_{model}", lang) for modality, model in models.items()}
 
 
 def training_data_text(metadata: Mapping[str, Any], lang: str) -> str | None:

@@ -232,6 +232,7 @@ def test_bundle_single_modality_defaults_to_ensembles(saved_bundle):
 
     assert loaded.single_modality == {"mammography": "ensemble", "ultrasound": "ensemble"}
     assert loaded.metadata["fusion"]["single_modality"] == loaded.single_modality
+    assert loaded.single_modality_models == {"mammography": "mammography_only", "ultrasound": "ultrasound_only"}
 
 
 def test_bundle_single_modality_branch_round_trips(tmp_path, parts):
@@ -245,6 +246,7 @@ def test_bundle_single_modality_branch_round_trips(tmp_path, parts):
 
     assert loaded.single_modality == {"mammography": "branch", "ultrasound": "ensemble"}
     assert loaded.thresholds["mammography_branch"] == pytest.approx(0.55)
+    assert loaded.single_modality_models == {"mammography": "mammography_branch", "ultrasound": "ultrasound_only"}
 
 
 def test_bundle_single_modality_read_from_older_metadata(parts):
@@ -252,6 +254,7 @@ def test_bundle_single_modality_read_from_older_metadata(parts):
     del bundle.metadata["fusion"]["single_modality"]
 
     assert bundle.single_modality == {"mammography": "ensemble", "ultrasound": "ensemble"}
+    assert bundle.single_modality_models["mammography"] == "mammography_only"
 
 
 @pytest.mark.parametrize(

@@ -76,14 +76,16 @@ def test_training_data_text_true_pairs_omits_pseudo_pairs():
 
 
 def test_single_modality_names_follow_bundle_choice():
-    metadata = {"fusion": {**METADATA["fusion"], "single_modality": {"mammography": "branch", "ultrasound": "ensemble"}}}
+    models = {"mammography": "mammography_branch", "ultrasound": "ultrasound_only"}
 
-    assert single_modality_names(metadata, "en") == {
+    assert single_modality_names(models, "en") == {
         "single_mammography": "mammography branch alone",
         "single_ultrasound": "ultrasound-only model",
     }
-    assert single_modality_names(metadata, "zh-CN")["single_mammography"] == "仅乳腺X线分支"
+    assert single_modality_names(models, "zh-CN")["single_mammography"] == "仅乳腺X线分支"
 
 
-def test_single_modality_names_default_to_ensembles():
-    assert single_modality_names(METADATA, "en")["single_mammography"] == "mammography-only model"
+def test_single_modality_names_for_ensembles():
+    models = {"mammography": "mammography_only", "ultrasound": "ultrasound_only"}
+
+    assert single_modality_names(models, "en")["single_mammography"] == "mammography-only model"
