@@ -8,6 +8,7 @@ and keeps the screenshots in docs/screenshots/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -111,6 +112,28 @@ def _serve(tmp_path: Path, env: dict[str, str]):
             process.wait()
         log.close()
 
+@contextlib.contextmanager
+def _chromium_page(tmp_path: Path, height: int):
+    """Yield a page of Debian's Chromium driven by Playwright, skipping when either is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian's Chromium not found at {CHROMIUM}; install it with `apt-get install chromium` (.ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
+
+    with sync_api.sync_playwright() as playwright:
+        # A persistent context on a new, empty folder: Playwright's way to set --user-data-dir.
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": height},
+        )
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(STARTUP_TIMEOUT * 1000)
+            yield page
+        finally:
+            browser.close()
+
 
 def _screenshot_path(name: str, tmp_path: Path) -> Path:
     folder = Path(os.environ.get(SCREENSHOT_DIR_VARIABLE) or tmp_path / "screenshots")
@@ -119,137 +142,91 @@ def _screenshot_path(name: str, tmp_path: Path) -> Path:
 
 
 def test_browser_upload_analyse_shows_heatmaps(server, case_files, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"Debian's Chromium not found at {CHROMIUM}; install it with `apt-get install chromium` (.ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
-
     mammogram = tmp_path / "IM000001"
     mammogram.write_bytes(case_files["mammography"])
     ultrasound = tmp_path / "ultrasound.png"
     ultrasound.write_bytes(case_files["ultrasound"])
 
-    with sync_api.sync_playwright() as playwright:
-        # A persistent context on a new, empty folder: Playwright's way to set --user-data-dir.
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 3600},
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(STARTUP_TIMEOUT * 1000)
-            page.goto(server)
-            page.get_by_text("Research use only, not for clinical diagnosis.").first.wait_for()
+    with _chromium_page(tmp_path, height=3600) as page:
+        page.goto(server)
+        page.get_by_text("Research use only, not for clinical diagnosis.").first.wait_for()
 
-            inputs = page.locator('[data-testid="stFileUploader"] input[type="file"]')
-            inputs.nth(0).set_input_files(str(mammogram))
-            page.get_by_text("view: CC").first.wait_for()
-            inputs.nth(1).set_input_files(str(ultrasound))
-            page.get_by_text("256 × 256 px · PNG").first.wait_for()
+        inputs = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+        inputs.nth(0).set_input_files(str(mammogram))
+        page.get_by_text("view: CC").first.wait_for()
+        inputs.nth(1).set_input_files(str(ultrasound))
+        page.get_by_text("256 × 256 px · PNG").first.wait_for()
 
-            page.get_by_role("button", name="Analyse").click()
-            page.get_by_text("Where the model looked (Grad-CAM)").wait_for(timeout=RESULT_TIMEOUT * 1000)
-            page.get_by_text("Run details").wait_for()
+        page.get_by_role("button", name="Analyse").click()
+        page.get_by_text("Where the model looked (Grad-CAM)").wait_for(timeout=RESULT_TIMEOUT * 1000)
+        page.get_by_text("Run details").wait_for()
 
-            metric = page.locator('[data-testid="stMetric"]').filter(has_text="Probability of malignancy").first
-            value = metric.locator('[data-testid="stMetricValue"]').inner_text()
-            assert value.strip().endswith("%")
-            assert 0.0 <= float(value.strip().rstrip("%")) <= 100.0
+        metric = page.locator('[data-testid="stMetric"]').filter(has_text="Probability of malignancy").first
+        value = metric.locator('[data-testid="stMetricValue"]').inner_text()
+        assert value.strip().endswith("%")
+        assert 0.0 <= float(value.strip().rstrip("%")) <= 100.0
 
-            heatmap_bars = page.locator(".js-plotly-plot .colorbar").filter(has_text="Grad-CAM")
-            heatmap_bars.nth(1).wait_for()
-            assert heatmap_bars.count() == 2
+        heatmap_bars = page.locator(".js-plotly-plot .colorbar").filter(has_text="Grad-CAM")
+        heatmap_bars.nth(1).wait_for()
+        assert heatmap_bars.count() == 2
 
-            page.wait_for_timeout(1500)
-            screenshot = _screenshot_path("second_read_result.png", tmp_path)
-            page.screenshot(path=str(screenshot), full_page=True)
-        finally:
-            browser.close()
+        page.wait_for_timeout(1500)
+        screenshot = _screenshot_path("second_read_result.png", tmp_path)
+        page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 50_000
 
 
 def test_browser_real_example_with_shipped_bundle(real_server, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"Debian's Chromium not found at {CHROMIUM}; install it with `apt-get install chromium` (.ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
+    with _chromium_page(tmp_path, height=3600) as page:
+        page.goto(real_server)
+        page.get_by_text("Research use only, not for clinical diagnosis.").first.wait_for()
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 3600},
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(STARTUP_TIMEOUT * 1000)
-            page.goto(real_server)
-            page.get_by_text("Research use only, not for clinical diagnosis.").first.wait_for()
+        # A click during the first script run (which loads the bundle) can be lost, so wait
+        # for that run to draw the Analyse button first.
+        page.get_by_role("button", name="Analyse").wait_for()
+        page.get_by_text("Example case").first.click()
+        # The example select box appears once the rerun after the radio click has finished.
+        examples = page.locator('[data-testid="stSelectbox"]').filter(has_text="Example").first
+        examples.wait_for()
+        examples.click()
+        page.get_by_role("option").filter(has_text="Real pseudo-pair, malignant").first.click()
+        page.get_by_text("This example pairs a mammogram and an ultrasound").first.wait_for()
 
-            # A click during the first script run (which loads the bundle) can be lost, so wait
-            # for that run to draw the Analyse button first.
-            page.get_by_role("button", name="Analyse").wait_for()
-            page.get_by_text("Example case").first.click()
-            # The example select box appears once the rerun after the radio click has finished.
-            examples = page.locator('[data-testid="stSelectbox"]').filter(has_text="Example").first
-            examples.wait_for()
-            examples.click()
-            page.get_by_role("option").filter(has_text="Real pseudo-pair, malignant").first.click()
-            page.get_by_text("This example pairs a mammogram and an ultrasound").first.wait_for()
+        page.get_by_role("button", name="Analyse").click()
+        page.get_by_text("Where the model looked (Grad-CAM)").wait_for(timeout=RESULT_TIMEOUT * 1000)
 
-            page.get_by_role("button", name="Analyse").click()
-            page.get_by_text("Where the model looked (Grad-CAM)").wait_for(timeout=RESULT_TIMEOUT * 1000)
+        metric = page.locator('[data-testid="stMetric"]').filter(has_text="Probability of malignancy").first
+        value = metric.locator('[data-testid="stMetricValue"]').inner_text()
+        assert 0.0 <= float(value.strip().rstrip("%")) <= 100.0
+        page.get_by_text("Votes of the base learners and the meta-learner").wait_for()
 
-            metric = page.locator('[data-testid="stMetric"]').filter(has_text="Probability of malignancy").first
-            value = metric.locator('[data-testid="stMetricValue"]').inner_text()
-            assert 0.0 <= float(value.strip().rstrip("%")) <= 100.0
-            page.get_by_text("Votes of the base learners and the meta-learner").wait_for()
+        heatmap_bars = page.locator(".js-plotly-plot .colorbar").filter(has_text="Grad-CAM")
+        heatmap_bars.nth(1).wait_for()
+        assert heatmap_bars.count() == 2
 
-            heatmap_bars = page.locator(".js-plotly-plot .colorbar").filter(has_text="Grad-CAM")
-            heatmap_bars.nth(1).wait_for()
-            assert heatmap_bars.count() == 2
-
-            page.wait_for_timeout(1500)
-            screenshot = _screenshot_path("second_read_real_case.png", tmp_path)
-            page.screenshot(path=str(screenshot), full_page=True)
-        finally:
-            browser.close()
+        page.wait_for_timeout(1500)
+        screenshot = _screenshot_path("second_read_real_case.png", tmp_path)
+        page.screenshot(path=str(screenshot), full_page=True)
     assert screenshot.stat().st_size > 50_000
 
 
 def test_browser_model_card_in_both_languages(real_server, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.skip(f"Debian's Chromium not found at {CHROMIUM}; install it with `apt-get install chromium` (.ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (dev extra)")
+    with _chromium_page(tmp_path, height=2400) as page:
+        page.goto(real_server)
+        page.get_by_role("button", name="Analyse").wait_for()
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 2400},
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(STARTUP_TIMEOUT * 1000)
-            page.goto(real_server)
-            page.get_by_role("button", name="Analyse").wait_for()
+        # Follow the sidebar link: loading the page URL directly would start a new session.
+        page.locator('[data-testid="stSidebarNav"]').get_by_text("Model card").click()
+        page.get_by_text("One-image cases: mammogram alone answered by the").wait_for()
+        page.get_by_text("Two-image model in use:").wait_for()
+        page.wait_for_timeout(1500)
+        english = _screenshot_path("model_card.png", tmp_path)
+        page.screenshot(path=str(english), full_page=True)
 
-            # Follow the sidebar link: loading the page URL directly would start a new session.
-            page.locator('[data-testid="stSidebarNav"]').get_by_text("Model card").click()
-            page.get_by_text("One-image cases: mammogram alone answered by the").wait_for()
-            page.get_by_text("Two-image model in use:").wait_for()
-            page.wait_for_timeout(1500)
-            english = _screenshot_path("model_card.png", tmp_path)
-            page.screenshot(path=str(english), full_page=True)
-
-            page.locator('[data-testid="stSidebar"]').get_by_text("简体中文", exact=True).click()
-            page.get_by_text("单图像病例：仅有乳腺X线时由").wait_for()
-            page.wait_for_timeout(1500)
-            chinese = _screenshot_path("model_card_zh-CN.png", tmp_path)
-            page.screenshot(path=str(chinese), full_page=True)
-        finally:
-            browser.close()
+        page.locator('[data-testid="stSidebar"]').get_by_text("简体中文", exact=True).click()
+        page.get_by_text("单图像病例：仅有乳腺X线时由").wait_for()
+        page.wait_for_timeout(1500)
+        chinese = _screenshot_path("model_card_zh-CN.png", tmp_path)
+        page.screenshot(path=str(chinese), full_page=True)
     assert english.stat().st_size > 50_000
     assert chinese.stat().st_size > 50_000
