@@ -47,6 +47,8 @@ def _positive_probability(model: Pipeline, X: np.ndarray) -> np.ndarray:
     A forest's own ``predict_proba`` dispatches every tree through joblib, which costs about
     0.1 ms per tree. For the one case the app scores, that is most of the forest's time. The
     trees' probabilities are summed in float64 and divided by their number, as scikit-learn does.
+    Batches of more than 16 cases take scikit-learn's path, where that overhead is spread over
+    the rows and ``n_jobs`` can run trees in parallel.
     """
     forest = model[-1]
     if not isinstance(forest, (RandomForestClassifier, ExtraTreesClassifier)) or len(X) > 16:

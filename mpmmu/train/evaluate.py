@@ -729,9 +729,9 @@ def placement_section(work_dirs: Sequence[Path], run: RunData | None = None) -> 
     lines = [
         "## Where the attention sits (placement ablation)",
         "",
-        "Each row trains one branch with its attention module(s) after the listed places: `head` is after "
-        "the backbone's last 1 x 1 convolution, just before pooling; a number i is after backbone stage i "
-        "(0-6 for EfficientNet-Lite0); `none` is the branch without attention. The placement is chosen by "
+        "Each row trains one branch with its attention module(s) after the listed places. `head` is after "
+        "the backbone's last 1 x 1 convolution, just before pooling. A number i is after backbone stage i "
+        "(0-6 for EfficientNet-Lite0), and `none` is the branch without attention. The placement is chosen by "
         "validation AUC (ultrasound) or by the woman-wise CV AUC (mammography, whose validation split holds "
         "only about 24 findings). Every other setting is the same within a modality.",
         "",
@@ -750,15 +750,15 @@ def placement_section(work_dirs: Sequence[Path], run: RunData | None = None) -> 
 
 def _distinct_folders(folders: Sequence[Path], exclude: Path) -> list[Path]:
     """Drop repeated folders and ``exclude`` (the main run), keeping the order given."""
-    kept, seen = [], {exclude}
+    distinct, seen = [], {exclude}
     for folder in folders:
         resolved = Path(folder).expanduser().resolve()
         if resolved in seen:
             logger.warning("%s was passed twice or is the main run; its rows are reported once", folder)
             continue
         seen.add(resolved)
-        kept.append(Path(folder))
-    return kept
+        distinct.append(Path(folder))
+    return distinct
 
 
 def _check_bundle_matches_run(metadata: dict[str, Any], run: RunData, bundle_dir: Path) -> None:

@@ -196,7 +196,7 @@ class Stage2Output:
         "<modality>_branch" (the bare branch, when it beat that ensemble on validation).
     votes : dict of str to numpy.ndarray
         Each base learner's probability and the meta-learner's ("meta_mlp"). With late fusion or
-        a bare branch answering, these come from the matching ensemble, for display only.
+        the bare branch producing p_malignant, they come from the matching ensemble, for display only.
     threshold : float
         Operating threshold of the model that produced p_malignant.
     single_modality : bool
@@ -211,9 +211,9 @@ class Stage2Output:
 
 
 def choose_single_modality(metrics: dict[str, dict[str, float]]) -> dict[str, str]:
-    """Choose, per modality, what answers a case whose other image is missing.
+    """Choose, per modality, the model that scores a case whose other image is missing.
 
-    The single-modality stacking ensemble ("ensemble") answers unless the bare branch ("branch")
+    The single-modality stacking ensemble ("ensemble") scores it unless the bare branch ("branch")
     had a strictly higher validation AUC. With few validation images of one modality, the
     ensemble can rank worse than the branch whose features it reads.
 
@@ -261,7 +261,7 @@ class Stage2Result:
     training : dict
         Counts of the training data, mammogram reuse and the seed.
     single_modality : dict of str to str
-        Read-only: what answers when one image is missing, per modality, "ensemble" or "branch"
+        Read-only: the model kind that scores a one-image case, per modality, "ensemble" or "branch"
         (see :func:`choose_single_modality`).
     """
 
@@ -324,7 +324,7 @@ class Stage2Result:
                 if branch_p is None:
                     argument = "p_us" if features_mg is None else "p_mg"
                     raise ValueError(
-                        f"the {modality} branch answers single-image cases (it beat the {modality}-only "
+                        f"the {modality} branch scores one-image cases (it beat the {modality}-only "
                         f"ensemble on validation), so pass its probability as {argument}"
                     )
                 answered_by = f"{modality}_branch"

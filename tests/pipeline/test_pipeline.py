@@ -217,7 +217,7 @@ def test_predict_mammography_only_answers_with_single_model(ensemble_single_pipe
 
 
 @pytest.mark.parametrize("modality", ["mammography", "ultrasound"])
-def test_predict_one_image_answered_by_branch_when_bundle_chose_it(branch_single_pipeline, case, modality):
+def test_predict_one_image_by_chosen_branch(branch_single_pipeline, case, modality):
     images = {"mammogram": None, "ultrasound": None}
     key = "mammogram" if modality == "mammography" else "ultrasound"
     images[key] = case[key]

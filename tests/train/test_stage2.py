@@ -236,7 +236,7 @@ def test_paired_features_images_drops_reused_mammograms(train_pairs) -> None:
     ("branch_auc", "ensemble_auc", "expected"),
     [(0.80, 0.70, "branch"), (0.70, 0.80, "ensemble"), (0.75, 0.75, "ensemble"), (None, 0.4, "ensemble")],
 )
-def test_choose_single_modality_prefers_branch_only_when_strictly_better(branch_auc, ensemble_auc, expected) -> None:
+def test_choose_single_modality_strictly_better_branch(branch_auc, ensemble_auc, expected) -> None:
     metrics = {"mammography_only": {"auc": ensemble_auc}, "ultrasound_only": {"auc": 0.9}}
     if branch_auc is not None:
         metrics["mammography_branch"] = {"auc": branch_auc}
